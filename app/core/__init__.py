@@ -1,0 +1,1 @@
+"""Cross-cutting infrastructure: settings, configuration, database, errors, metrics, logging."""

@@ -1,0 +1,267 @@
+"""The Jury configuration file: jurors, judge, panels, policies.
+
+Loaded once at start-up from YAML into frozen pydantic models and validated as a whole, so a
+mistake (an unknown juror in a panel, a judge on its own panel, a missing API key variable) stops
+the process with an error that names the offending entry instead of failing mid-verdict.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from app.core.errors import ConfigError
+from app.core.options import validate_options
+
+SCRIPTED_MODEL = "scripted"
+
+ScriptFailure = Literal[
+    "timeout", "error", "rate_limited", "auth", "invalid_output", "invalid_once"
+]
+StructuredOutput = Literal["json_schema", "json_object_schema", "json_object", "none"]
+EarlyStop = Literal["unanimous", "never"]
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class Frozen(BaseModel):
+    """Base for config models: immutable and strict about unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScriptStep(Frozen):
+    """What a scripted model answers in one round (or one judge call)."""
+
+    position: str | None = Field(default=None, description="Juror position or judge verdict.")
+    confidence: float = Field(default=0.8, ge=0, le=1)
+    reasoning: str = "Scripted reasoning."
+    evidence: str | None = None
+    disagreement: str = "Scripted summary of the disagreement."
+    latency_ms: float = Field(default=0, ge=0)
+    failure: ScriptFailure | None = None
+    prompt_tokens: int = Field(default=50, ge=0)
+    completion_tokens: int = Field(default=20, ge=0)
+
+
+class Script(Frozen):
+    """A scripted model's answers, one step per round; the last step repeats."""
+
+    rounds: tuple[ScriptStep, ...] = Field(min_length=1)
+
+    def step(self, round_number: int) -> ScriptStep:
+        """Return the step for a 1-based round, repeating the last one."""
+        return self.rounds[min(round_number, len(self.rounds)) - 1]
+
+
+class LocalServe(Frozen):
+    """A local model that Jury serves itself on loopback (see ``jury local status``)."""
+
+    catalog: str = Field(description="Key of the model in Jury's local catalogue.")
+    port: int = Field(ge=1024, le=65535)
+    threads: int = Field(default=2, ge=1, le=64)
+    context: int = Field(default=4096, ge=512)
+
+
+class ModelSpec(Frozen):
+    """A model Jury calls: a juror or the judge."""
+
+    name: Name
+    model: str = Field(min_length=1, description="litellm model string, or 'scripted'.")
+    family: str = Field(min_length=1, description="Model family, for panel diversity.")
+    api_base: str | None = None
+    api_key_env: str | None = Field(default=None, description="Env var holding the API key.")
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_tokens: int = Field(default=512, ge=16, le=32_768)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    structured_output: StructuredOutput = "json_schema"
+    max_concurrency: int | None = Field(default=None, ge=1, description="Shared call limit.")
+    local: LocalServe | None = None
+    script: Script | None = None
+
+    @property
+    def is_scripted(self) -> bool:
+        """Return whether this model is answered by the scripted provider."""
+        return self.model == SCRIPTED_MODEL
+
+    @property
+    def is_hosted(self) -> bool:
+        """Return whether this model is reached over the network with credentials."""
+        return not self.is_scripted and self.local is None and self.api_base is None
+
+    @model_validator(mode="after")
+    def _script_matches_model(self) -> ModelSpec:
+        if self.is_scripted and self.script is None:
+            raise ValueError(f"'{self.name}' uses model 'scripted' but has no 'script' block")
+        if not self.is_scripted and self.script is not None:
+            raise ValueError(f"'{self.name}' has a 'script' block but model '{self.model}'")
+        return self
+
+
+class Panel(Frozen):
+    """A named set of jurors with its judge and protocol settings."""
+
+    jurors: tuple[Name, ...] = Field(min_length=1)
+    judge: Name | None = Field(default=None, description="Defaults to the config's judge.")
+    max_rounds: int | None = Field(default=None, ge=1, le=10)
+    quorum: int | None = Field(default=None, ge=1)
+    allow_single_family: bool = False
+
+
+class CategoryPolicy(Frozen):
+    """When a verdict in a category must be escalated to a human."""
+
+    escalate_below_confidence: float = Field(default=0.6, ge=0, le=1)
+    escalate_when_degraded: bool = True
+    escalate_on_judge_fallback: bool = True
+    escalate_on_split: bool = Field(default=False, description="Escalate unless unanimous.")
+    critical: bool = Field(default=False, description="Unanimity is suspicious here.")
+
+
+class Protocol(Frozen):
+    """Defaults for the deliberation protocol."""
+
+    default_options: tuple[str, ...] = ("yes", "no")
+    max_rounds: int = Field(default=2, ge=1, le=10)
+    early_stop: EarlyStop = "unanimous"
+    quorum: int = Field(default=2, ge=1)
+    deadline_s: float = Field(default=120.0, gt=0, le=3600)
+
+    @field_validator("default_options")
+    @classmethod
+    def _options_are_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(validate_options(value))
+
+
+class JuryConfig(Frozen):
+    """The whole configuration file."""
+
+    protocol: Protocol = Protocol()
+    jurors: tuple[ModelSpec, ...] = Field(min_length=1)
+    judges: tuple[ModelSpec, ...] = Field(min_length=1)
+    panels: Mapping[Name, Panel] = Field(min_length=1)
+    default_panel: Name = "default"
+    default_judge: Name | None = Field(default=None, description="Defaults to the first judge.")
+    categories: Mapping[str, CategoryPolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> JuryConfig:
+        _check_unique(self.jurors, self.judges)
+        juror_names = {j.name for j in self.jurors}
+        judge_names = {j.name for j in self.judges}
+        if self.default_panel not in self.panels:
+            raise ValueError(f"default_panel '{self.default_panel}' is not a defined panel")
+        if self.default_judge is not None and self.default_judge not in judge_names:
+            raise ValueError(f"default_judge '{self.default_judge}' is not a defined judge")
+        for panel_name, panel in self.panels.items():
+            self._check_panel(panel_name, panel, juror_names, judge_names)
+        return self
+
+    def _check_panel(
+        self, panel_name: str, panel: Panel, juror_names: set[str], judge_names: set[str]
+    ) -> None:
+        for juror in panel.jurors:
+            if juror not in juror_names:
+                raise ValueError(f"panel '{panel_name}': unknown juror '{juror}'")
+        if len(set(panel.jurors)) != len(panel.jurors):
+            raise ValueError(f"panel '{panel_name}': a juror is listed twice")
+        judge = self.judge_for(panel)
+        if panel.judge is not None and panel.judge not in judge_names:
+            raise ValueError(f"panel '{panel_name}': unknown judge '{panel.judge}'")
+        members = [self.juror(name) for name in panel.jurors]
+        if any(m.model == judge.model and not judge.is_scripted for m in members):
+            raise ValueError(f"panel '{panel_name}': judge '{judge.name}' sits on its own panel")
+        families = {m.family for m in members}
+        if len(members) > 1 and len(families) == 1 and not panel.allow_single_family:
+            raise ValueError(
+                f"panel '{panel_name}': every juror is of family '{families.pop()}'; "
+                "set allow_single_family: true to allow it"
+            )
+        quorum = self.quorum(panel)
+        if quorum > len(panel.jurors):
+            raise ValueError(
+                f"panel '{panel_name}': quorum {quorum} exceeds its {len(panel.jurors)} jurors"
+            )
+
+    def juror(self, name: str) -> ModelSpec:
+        """Return the juror called ``name``."""
+        return next(j for j in self.jurors if j.name == name)
+
+    def judge_for(self, panel: Panel) -> ModelSpec:
+        """Return the judge of a panel (its own, or the default judge)."""
+        name = panel.judge or self.default_judge or self.judges[0].name
+        return next(j for j in self.judges if j.name == name)
+
+    def quorum(self, panel: Panel) -> int:
+        """Return how many valid jurors a verdict of this panel needs."""
+        return panel.quorum if panel.quorum is not None else self.protocol.quorum
+
+    def max_rounds(self, panel: Panel) -> int:
+        """Return the panel's default number of rounds, the first included."""
+        return panel.max_rounds if panel.max_rounds is not None else self.protocol.max_rounds
+
+    def policy(self, category: str | None) -> CategoryPolicy:
+        """Return the escalation policy of a category, falling back to ``default``."""
+        if category is not None and category in self.categories:
+            return self.categories[category]
+        return self.categories.get("default", CategoryPolicy())
+
+    def models(self) -> tuple[ModelSpec, ...]:
+        """Return every juror and judge."""
+        return self.jurors + self.judges
+
+
+def _check_unique(jurors: tuple[ModelSpec, ...], judges: tuple[ModelSpec, ...]) -> None:
+    seen: set[str] = set()
+    for spec in jurors + judges:
+        if spec.name in seen:
+            raise ValueError(f"model name '{spec.name}' is defined twice")
+        seen.add(spec.name)
+
+
+def check_credentials(config: JuryConfig, environ: Mapping[str, str]) -> None:
+    """Fail when a hosted model's API key variable is not set."""
+    for spec in config.models():
+        if spec.api_key_env is not None and not environ.get(spec.api_key_env):
+            raise ConfigError(
+                f"'{spec.name}' ({spec.model}) needs the environment variable "
+                f"{spec.api_key_env}, which is not set"
+            )
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> JuryConfig:
+    """Read, validate and return the config at ``path``."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        config = JuryConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from exc
+    check_credentials(config, os.environ if environ is None else environ)
+    return config
+
+
+def _describe(exc: ValidationError) -> str:
+    """Render validation errors as 'location: message' lines naming the entry."""
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{location}: {message}" if location else message)
+    return "; ".join(lines)

@@ -1,0 +1,82 @@
+"""Jury's error hierarchy, mapped onto stable JSON error bodies.
+
+    JuryError                 base; carries an HTTP status and an error code
+    ├── ConfigError           the configuration is invalid (start-up)
+    ├── NotFoundError         404 — a verdict or resource does not exist
+    ├── ConflictError         409 — the request conflicts with recorded state
+    ├── PayloadTooLargeError  413 — a field or the body is over its size limit
+    ├── InvalidRequestError   422 — a field is valid JSON but not acceptable
+    ├── NoQuorumError         503 — too few valid jurors; carries the partial positions
+    └── UnavailableError      503 — a dependency (the database) is down
+
+Provider (model) failures are a separate, typed hierarchy in ``app.providers.errors``: they are
+part of a verdict's record, not HTTP errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class JuryError(Exception):
+    """Base of every error Jury raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """Return the JSON body sent to the client."""
+        return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+class ConfigError(JuryError):
+    """The configuration file or settings are invalid."""
+
+    code = "config_error"
+
+
+class NotFoundError(JuryError):
+    """A requested resource does not exist."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(JuryError):
+    """The request conflicts with what is already recorded."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLargeError(JuryError):
+    """A field or the whole body is larger than allowed."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class InvalidRequestError(JuryError):
+    """A request field holds a value Jury cannot act on."""
+
+    status_code = 422
+    code = "invalid_request"
+
+
+class NoQuorumError(JuryError):
+    """Too few jurors gave a valid position for a verdict."""
+
+    status_code = 503
+    code = "no_quorum"
+
+
+class UnavailableError(JuryError):
+    """A dependency Jury needs to answer is unavailable."""
+
+    status_code = 503
+    code = "unavailable"

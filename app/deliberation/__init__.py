@@ -1,0 +1,1 @@
+"""Deliberation: jurors, rebuttal rounds, the judge and the recorded verdict."""

@@ -1,0 +1,265 @@
+"""Turn a finished transcript into the public verdict: aggregates, dissent, escalation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.core.config import CategoryPolicy, ModelSpec
+from app.deliberation.aggregation import Vote, majority, weighted_share, weighted_vote
+from app.deliberation.answers import JudgeAnswer, JurorAnswer
+from app.deliberation.calls import CallOutcome
+from app.deliberation.protocol import JurorTurn, Transcript
+from app.deliberation.schemas import (
+    Baselines,
+    Dissent,
+    EscalateReason,
+    FailureOut,
+    JudgeOut,
+    PositionOut,
+    RoundOut,
+    Shift,
+    Tokens,
+    Usage,
+    VerdictOut,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Docket:
+    """What the service knows about a verdict besides its transcript."""
+
+    verdict_id: str
+    created_at: datetime
+    question: str
+    options: tuple[str, ...]
+    category: str
+    panel: str
+    judge: ModelSpec
+    judge_recused: bool
+    recused: tuple[str, ...]
+    policy: CategoryPolicy
+    weights: Mapping[str, float]
+    weights_version: int | None
+    metadata: Mapping[str, Any]
+
+
+def position_out(turn: JurorTurn) -> PositionOut:
+    """Render one juror turn for the response."""
+    outcome = turn.outcome
+    answer = outcome.answer
+    return PositionOut(
+        juror=outcome.spec.name,
+        model=outcome.spec.model,
+        family=outcome.spec.family,
+        position=answer.position if answer else None,
+        confidence=answer.confidence if answer else None,
+        reasoning=answer.reasoning if answer else None,
+        evidence=answer.evidence if answer else None,
+        changed=turn.changed,
+        latency_ms=round(outcome.latency_ms, 3),
+        tokens=Tokens(prompt=outcome.prompt_tokens, completion=outcome.completion_tokens),
+        cost_usd=outcome.cost_usd,
+        attempts=outcome.attempts,
+        failure=outcome.failure,
+    )
+
+
+def shifts_of(transcript: Transcript) -> list[Shift]:
+    """Return every position change, in round order."""
+    return [
+        Shift.model_validate(
+            {
+                "juror": turn.juror,
+                "round": number,
+                "from": turn.previous,
+                "to": turn.outcome.answer.position,
+                "reasoning": turn.outcome.answer.reasoning,
+            }
+        )
+        for number, turns in enumerate(transcript.rounds, start=1)
+        for turn in turns
+        if turn.changed and turn.outcome.answer is not None and turn.previous is not None
+    ]
+
+
+def failures_of(transcript: Transcript) -> list[FailureOut]:
+    """Return every failed juror and judge call."""
+    outcomes: list[CallOutcome[Any]] = [t.outcome for turns in transcript.rounds for t in turns]
+    if transcript.judge is not None:
+        outcomes.append(transcript.judge)
+    return [
+        FailureOut(
+            juror=o.spec.name,
+            model=o.spec.model,
+            round=o.round_number,
+            kind=o.failure.kind,
+            detail=o.failure.detail,
+        )
+        for o in outcomes
+        if o.failure is not None
+    ]
+
+
+def usage_of(transcript: Transcript) -> Usage:
+    """Sum tokens and cost over every call."""
+    outcomes: list[CallOutcome[Any]] = [t.outcome for turns in transcript.rounds for t in turns]
+    if transcript.judge is not None:
+        outcomes.append(transcript.judge)
+    prompt = sum(o.prompt_tokens for o in outcomes)
+    completion = sum(o.completion_tokens for o in outcomes)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cost_usd=sum(o.cost_usd for o in outcomes),
+        calls=sum(o.attempts for o in outcomes),
+    )
+
+
+def judge_out(docket: Docket, transcript: Transcript, fallback_winner: str) -> JudgeOut:
+    """Render the judge's decision, or the weighted-vote fallback when it has none."""
+    outcome = transcript.judge
+    answer: JudgeAnswer | None = outcome.answer if outcome is not None else None
+    by_label = {label: name for name, label in transcript.judge_labels.items()}
+    base = JudgeOut(
+        name=docket.judge.name,
+        model=docket.judge.model,
+        family=docket.judge.family,
+        verdict=answer.verdict if answer else None,
+        confidence=answer.confidence if answer else None,
+        disagreement=answer.disagreement if answer else None,
+        dissenter_notes={
+            by_label[note.juror]: note.note
+            for note in (answer.dissenter_notes if answer else [])
+            if note.juror in by_label
+        },
+        latency_ms=round(outcome.latency_ms, 3) if outcome else 0.0,
+        tokens=Tokens(
+            prompt=outcome.prompt_tokens if outcome else 0,
+            completion=outcome.completion_tokens if outcome else 0,
+        ),
+        failure=outcome.failure if outcome else None,
+    )
+    if answer is not None:
+        return base
+    reason = "judge recused" if docket.judge_recused else "judge failed"
+    if outcome is not None and outcome.failure is not None:
+        reason = f"judge failed: {outcome.failure.kind.value}"
+    return base.model_copy(
+        update={"fallback": True, "fallback_reason": f"{reason}; weighted vote {fallback_winner}"}
+    )
+
+
+def escalation(
+    policy: CategoryPolicy,
+    *,
+    confidence: float,
+    degraded: bool,
+    fallback: bool,
+    unanimous: bool,
+) -> list[EscalateReason]:
+    """Apply the category's policy; every reason that holds is listed."""
+    reasons: list[EscalateReason] = []
+    if confidence < policy.escalate_below_confidence:
+        reasons.append("low_confidence")
+    if degraded and policy.escalate_when_degraded:
+        reasons.append("degraded_panel")
+    if fallback and policy.escalate_on_judge_fallback:
+        reasons.append("judge_fallback")
+    if unanimous and policy.critical:
+        reasons.append("unanimous_on_critical")
+    if not unanimous and policy.escalate_on_split:
+        reasons.append("split_panel")
+    return reasons
+
+
+def dissent_of(
+    final: Mapping[str, JurorAnswer],
+    specs: Mapping[str, ModelSpec],
+    verdict: str,
+    notes: Mapping[str, str],
+) -> list[Dissent]:
+    """Return the jurors whose final position differs from the verdict."""
+    return [
+        Dissent(
+            juror=name,
+            model=specs[name].model,
+            position=answer.position,
+            confidence=answer.confidence,
+            reasoning=answer.reasoning,
+            judge_note=notes.get(name),
+        )
+        for name, answer in final.items()
+        if answer.position != verdict
+    ]
+
+
+def assemble(
+    docket: Docket,
+    transcript: Transcript,
+    specs: Mapping[str, ModelSpec],
+    *,
+    latency_ms: float,
+) -> VerdictOut:
+    """Build the public verdict from the transcript."""
+    final_votes: Sequence[Vote] = transcript.final_votes()
+    weighted = weighted_vote(final_votes, docket.options, docket.weights)
+    assert weighted is not None  # quorum guarantees at least one valid position
+    judge = judge_out(docket, transcript, weighted.winner)
+    decided = not judge.fallback and judge.verdict is not None and judge.confidence is not None
+    verdict = judge.verdict if decided and judge.verdict else weighted.winner
+    confidence = judge.confidence if decided and judge.confidence is not None else weighted.share
+    failures = failures_of(transcript)
+    unanimous = len({vote.position for vote in final_votes}) == 1
+    reasons = escalation(
+        docket.policy,
+        confidence=confidence,
+        degraded=bool(failures),
+        fallback=judge.fallback,
+        unanimous=unanimous,
+    )
+    return VerdictOut(
+        id=docket.verdict_id,
+        status="completed",
+        created_at=docket.created_at,
+        question=docket.question,
+        options=list(docket.options),
+        category=docket.category,
+        panel=docket.panel,
+        verdict=verdict,
+        confidence=confidence,
+        agreement=weighted_share(final_votes, verdict, docket.weights),
+        unanimous=unanimous,
+        escalate=bool(reasons),
+        escalate_reasons=reasons,
+        dissent=dissent_of(transcript.final_answers(), specs, verdict, judge.dissenter_notes),
+        disagreement=judge.disagreement,
+        shifts=shifts_of(transcript),
+        rounds=rounds_out(transcript),
+        stop_reason=transcript.stop_reason,
+        baselines=Baselines(
+            round1_majority=majority(transcript.round_votes(1)),
+            final_majority=majority(final_votes),
+            weighted_vote=weighted.winner,
+            judge=judge.verdict,
+        ),
+        judge=judge,
+        degraded=bool(failures),
+        failures=failures,
+        recused=list(docket.recused),
+        usage=usage_of(transcript),
+        latency_ms=round(latency_ms, 3),
+        weights_version=docket.weights_version,
+        metadata=dict(docket.metadata),
+    )
+
+
+def rounds_out(transcript: Transcript) -> list[RoundOut]:
+    """Render every round."""
+    return [
+        RoundOut(number=number, positions=[position_out(turn) for turn in turns])
+        for number, turns in enumerate(transcript.rounds, start=1)
+    ]

@@ -1,0 +1,86 @@
+"""Database tables of the verdict record: one row per verdict, one per model call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class Verdict(SQLModel, table=True):
+    """A verdict request and, once decided, its outcome and whole public response."""
+
+    __tablename__ = "verdicts"
+    __table_args__ = (Index("ix_verdicts_category_created", "category", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    status: str = Field(max_length=16, index=True)
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    context: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    options: list[str] = Field(sa_column=Column(JsonType, nullable=False))
+    category: str = Field(max_length=64)
+    panel: str = Field(max_length=64)
+    request: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    caller_metadata: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JsonType, nullable=False)
+    )
+    verdict: str | None = Field(default=None, sa_column=Column(String(200), index=True))
+    confidence: float | None = None
+    agreement: float | None = None
+    unanimous: bool | None = None
+    escalate: bool | None = None
+    degraded: bool | None = None
+    judge_fallback: bool | None = None
+    weights_version: int | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+
+
+class ModelCall(SQLModel, table=True):
+    """One juror or judge call, stored as soon as it completes (failures too)."""
+
+    __tablename__ = "model_calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    verdict_id: str = Field(
+        sa_column=Column(String(36), ForeignKey("verdicts.id"), index=True, nullable=False)
+    )
+    role: str = Field(max_length=8)
+    round: int
+    juror: str = Field(max_length=64)
+    model: str = Field(max_length=200)
+    family: str = Field(max_length=64)
+    prompt_version: str = Field(max_length=32)
+    messages: list[dict[str, Any]] = Field(sa_column=Column(JsonType, nullable=False))
+    raw_output: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    position: str | None = Field(default=None, max_length=200)
+    confidence: float | None = None
+    changed: bool = False
+    attempts: int = 1
+    latency_ms: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    failure_kind: str | None = Field(default=None, max_length=32)
+    failure_detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -1,0 +1,259 @@
+"""The deliberation protocol: independent round, rebuttal rounds, judge (product spec §3).
+
+The protocol only talks to models and reports what happens to an observer; recording,
+metrics and the public response are the service's job.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import anyio
+
+from app.core.config import ModelSpec
+from app.deliberation import prompts
+from app.deliberation.aggregation import Vote
+from app.deliberation.answers import (
+    JUDGE_SCHEMA_NAME,
+    JUROR_SCHEMA_NAME,
+    JudgeAnswer,
+    JurorAnswer,
+    judge_schema,
+    juror_schema,
+    parse_judge_answer,
+    parse_juror_answer,
+)
+from app.deliberation.calls import CallOutcome, CallPlan, call_model
+from app.providers.hub import ProviderHub
+
+StopReason = Literal["unanimous", "no_change", "max_rounds", "deadline"]
+
+
+@dataclass(slots=True)
+class JurorTurn:
+    """One juror's call in one round, and whether it changed position."""
+
+    outcome: CallOutcome[JurorAnswer]
+    changed: bool = False
+    previous: str | None = None
+
+    @property
+    def juror(self) -> str:
+        """Return the juror's configured name."""
+        return self.outcome.spec.name
+
+
+@dataclass(slots=True)
+class Transcript:
+    """Everything the jurors and the judge said, round by round."""
+
+    rounds: list[list[JurorTurn]] = field(default_factory=list)
+    stop_reason: StopReason = "max_rounds"
+    judge: CallOutcome[JudgeAnswer] | None = None
+    judge_labels: dict[str, str] = field(default_factory=dict)
+
+    def final_answers(self) -> dict[str, JurorAnswer]:
+        """Return each juror's latest valid answer, by juror name."""
+        latest: dict[str, JurorAnswer] = {}
+        for turns in self.rounds:
+            for turn in turns:
+                if turn.outcome.answer is not None:
+                    latest[turn.juror] = turn.outcome.answer
+        return latest
+
+    def final_votes(self) -> list[Vote]:
+        """Return each juror's latest valid position."""
+        return [_as_vote(name, answer) for name, answer in self.final_answers().items()]
+
+    def round_votes(self, number: int) -> list[Vote]:
+        """Return the valid positions given in a 1-based round."""
+        return [
+            _as_vote(t.juror, t.outcome.answer)
+            for t in self.rounds[number - 1]
+            if t.outcome.answer is not None
+        ]
+
+
+class Observer(Protocol):
+    """Receives the protocol's progress as it happens."""
+
+    async def juror_answered(self, turn: JurorTurn) -> None:
+        """Handle one finished juror call (valid or failed)."""
+        ...
+
+    async def round_finished(self, number: int, turns: Sequence[JurorTurn]) -> None:
+        """Handle the end of a round."""
+        ...
+
+    async def judge_answered(self, outcome: CallOutcome[JudgeAnswer]) -> None:
+        """Handle the judge's finished call (valid or failed)."""
+        ...
+
+
+class NoQuorumReachedError(Exception):
+    """Round 1 produced fewer valid positions than the panel's quorum."""
+
+    def __init__(self, transcript: Transcript, valid: int, quorum: int) -> None:
+        super().__init__(f"{valid} valid juror(s), quorum is {quorum}")
+        self.transcript = transcript
+        self.valid = valid
+        self.quorum = quorum
+
+
+@dataclass(frozen=True, slots=True)
+class Hearing:
+    """The fixed inputs of one deliberation."""
+
+    case: prompts.Case
+    jurors: tuple[ModelSpec, ...]
+    judge: ModelSpec | None
+    max_rounds: int
+    quorum: int
+    early_stop: bool
+    deadline: float
+    seed: str
+
+
+async def deliberate(hub: ProviderHub, hearing: Hearing, observer: Observer) -> Transcript:
+    """Run round 1, the rebuttal rounds and the judge; raise NoQuorumReachedError below quorum."""
+    transcript = Transcript()
+    turns = await _run_round(hub, hearing, transcript, 1, observer)
+    valid = sum(1 for turn in turns if turn.outcome.ok)
+    if valid < hearing.quorum:
+        raise NoQuorumReachedError(transcript, valid, hearing.quorum)
+    number = 1
+    decision = _stop_reason(hearing, transcript, number)
+    while decision == "continue":
+        number += 1
+        await _run_round(hub, hearing, transcript, number, observer)
+        decision = _stop_reason(hearing, transcript, number)
+    transcript.stop_reason = decision
+    if hearing.judge is not None:
+        transcript.judge = await _run_judge(hub, hearing, transcript)
+        await observer.judge_answered(transcript.judge)
+    return transcript
+
+
+def _stop_reason(
+    hearing: Hearing, transcript: Transcript, number: int
+) -> StopReason | Literal["continue"]:
+    """Decide whether deliberation stops after round ``number``."""
+    positions = {vote.position for vote in transcript.final_votes()}
+    if len(positions) <= 1 and (number > 1 or hearing.early_stop):
+        return "unanimous"
+    if number > 1 and not any(turn.changed for turn in transcript.rounds[-1]):
+        return "no_change"
+    if number >= hearing.max_rounds:
+        return "max_rounds"
+    if anyio.current_time() >= hearing.deadline:
+        return "deadline"
+    return "continue"
+
+
+async def _run_round(
+    hub: ProviderHub, hearing: Hearing, transcript: Transcript, number: int, observer: Observer
+) -> list[JurorTurn]:
+    """Ask every sitting juror concurrently; the round lasts as long as its slowest call."""
+    previous = transcript.final_answers()
+    sitting = [j for j in hearing.jurors if number == 1 or j.name in previous]
+    turns: list[JurorTurn] = []
+
+    async def ask(juror: ModelSpec) -> None:
+        plan = _juror_plan(hearing, juror, number, previous)
+        outcome = await call_model(hub, plan, deadline=hearing.deadline)
+        before = previous.get(juror.name)
+        turn = JurorTurn(outcome=outcome, previous=before.position if before else None)
+        if outcome.answer is not None and before is not None:
+            turn.changed = outcome.answer.position != before.position
+        turns.append(turn)
+        await observer.juror_answered(turn)
+
+    async with anyio.create_task_group() as group:
+        for juror in sitting:
+            group.start_soon(ask, juror)
+    order = {j.name: i for i, j in enumerate(hearing.jurors)}
+    turns.sort(key=lambda turn: order[turn.juror])
+    transcript.rounds.append(turns)
+    await observer.round_finished(number, turns)
+    return turns
+
+
+def _juror_plan(
+    hearing: Hearing, juror: ModelSpec, number: int, previous: dict[str, JurorAnswer]
+) -> CallPlan[JurorAnswer]:
+    """Build a juror's call: independent in round 1, a rebuttal afterwards."""
+    case = hearing.case
+    if number == 1:
+        messages = prompts.first_round(case)
+    else:
+        own = _argument("You", previous[juror.name])
+        others = [answer for name, answer in previous.items() if name != juror.name]
+        # Shuffled per juror and per round, so no juror can track another across rounds.
+        rng = random.Random(f"{hearing.seed}:{juror.name}:{number}")
+        rng.shuffle(others)
+        labelled = [
+            _argument(f"Juror {label}", answer)
+            for label, answer in zip(_labels(), others, strict=False)
+        ]
+        messages = prompts.rebuttal_round(case, own, labelled)
+    return CallPlan(
+        spec=juror,
+        role="juror",
+        round_number=number,
+        messages=messages,
+        schema_name=JUROR_SCHEMA_NAME,
+        schema=juror_schema(case.options),
+        parse=lambda text: parse_juror_answer(text, case.options),
+    )
+
+
+async def _run_judge(
+    hub: ProviderHub, hearing: Hearing, transcript: Transcript
+) -> CallOutcome[JudgeAnswer]:
+    """Ask the judge to decide over the anonymised transcript."""
+    assert hearing.judge is not None
+    names = [juror.name for juror in hearing.jurors]
+    random.Random(f"{hearing.seed}:judge").shuffle(names)
+    transcript.judge_labels = {
+        name: f"Juror {label}" for name, label in zip(names, _labels(), strict=False)
+    }
+    rounds = [
+        [
+            _argument(transcript.judge_labels[t.juror], t.outcome.answer)
+            for t in turns
+            if t.outcome.answer is not None
+        ]
+        for turns in transcript.rounds
+    ]
+    case = hearing.case
+    plan = CallPlan(
+        spec=hearing.judge,
+        role="judge",
+        round_number=1,
+        messages=prompts.judge_call(case, rounds),
+        schema_name=JUDGE_SCHEMA_NAME,
+        schema=judge_schema(case.options),
+        parse=lambda text: parse_judge_answer(text, case.options),
+    )
+    return await call_model(hub, plan, deadline=hearing.deadline)
+
+
+def _as_vote(juror: str, answer: JurorAnswer) -> Vote:
+    return Vote(juror=juror, position=answer.position, confidence=answer.confidence)
+
+
+def _argument(label: str, answer: JurorAnswer) -> prompts.Argument:
+    return prompts.Argument(
+        label=label,
+        position=answer.position,
+        confidence=answer.confidence,
+        reasoning=answer.reasoning,
+    )
+
+
+def _labels() -> str:
+    return string.ascii_uppercase

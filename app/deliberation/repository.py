@@ -1,0 +1,88 @@
+"""Every SQL statement of the verdict record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.deliberation.models import ModelCall, Verdict
+
+
+class VerdictRepository:
+    """Reads and writes verdict rows and their model calls within a caller's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, verdict: Verdict) -> Verdict:
+        """Insert a verdict row."""
+        self.session.add(verdict)
+        await self.session.flush()
+        return verdict
+
+    async def add_call(self, call: ModelCall) -> ModelCall:
+        """Insert one model call row."""
+        self.session.add(call)
+        await self.session.flush()
+        return call
+
+    async def get(self, verdict_id: str) -> Verdict | None:
+        """Return the verdict with this id, if any."""
+        return await self.session.get(Verdict, verdict_id)
+
+    async def update(self, verdict_id: str, **values: Any) -> None:
+        """Set columns of a verdict row."""
+        verdict = await self.session.get(Verdict, verdict_id)
+        if verdict is None:
+            raise LookupError(verdict_id)
+        for name, value in values.items():
+            setattr(verdict, name, value)
+        self.session.add(verdict)
+        await self.session.flush()
+
+    async def calls(self, verdict_id: str) -> Sequence[ModelCall]:
+        """Return every model call of a verdict in the order they were stored."""
+        statement = (
+            select(ModelCall).where(ModelCall.verdict_id == verdict_id).order_by(col(ModelCall.id))
+        )
+        return (await self.session.exec(statement)).all()
+
+    async def page(
+        self,
+        *,
+        category: str | None,
+        verdict: str | None,
+        status: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[Verdict], int]:
+        """Return one page of verdicts, newest first, and the total matching."""
+        conditions = []
+        if category is not None:
+            conditions.append(col(Verdict.category) == category)
+        if verdict is not None:
+            conditions.append(col(Verdict.verdict) == verdict)
+        if status is not None:
+            conditions.append(col(Verdict.status) == status)
+        if since is not None:
+            conditions.append(col(Verdict.created_at) >= since)
+        if until is not None:
+            conditions.append(col(Verdict.created_at) < until)
+        statement = (
+            select(Verdict)
+            .where(*conditions)
+            .order_by(col(Verdict.created_at).desc(), col(Verdict.id).desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        total_statement = select(func.count()).select_from(Verdict).where(*conditions)
+        rows = (await self.session.exec(statement)).all()
+        total = (await self.session.exec(total_statement)).one()
+        return rows, int(total)

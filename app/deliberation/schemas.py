@@ -1,0 +1,277 @@
+"""Request and response shapes of the verdict API (product spec §3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.core.options import validate_options
+from app.providers.errors import FailureKind
+
+VerdictStatus = Literal["running", "completed", "no_quorum", "failed", "interrupted"]
+EscalateReason = Literal[
+    "low_confidence",
+    "degraded_panel",
+    "judge_fallback",
+    "unanimous_on_critical",
+    "split_panel",
+]
+
+
+class VerdictRequest(BaseModel):
+    """What an agent asks Jury to judge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, description="The judgement to make.")
+    context: str | None = Field(default=None, description="Material the jurors must read.")
+    options: list[str] | None = Field(
+        default=None, description="2 to 10 answer labels; the config's default (yes/no) if absent."
+    )
+    category: str = Field(default="default", min_length=1, max_length=64)
+    panel: str | None = Field(default=None, description="A named panel; the default otherwise.")
+    max_rounds: int | None = Field(default=None, ge=1, le=10)
+    deadline_s: float | None = Field(default=None, gt=0, le=3600)
+    exclude_models: list[str] = Field(default_factory=list, max_length=50)
+    authored_by: list[str] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("question")
+    @classmethod
+    def _question_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be blank")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options_are_labels(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else validate_options(value)
+
+
+class Failure(BaseModel):
+    """Why a call gave no usable answer."""
+
+    kind: FailureKind
+    detail: str
+
+
+class Tokens(BaseModel):
+    """Token counts of one call or a whole verdict."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    @property
+    def total(self) -> int:
+        """Return prompt plus completion tokens."""
+        return self.prompt + self.completion
+
+
+class PositionOut(BaseModel):
+    """One juror's answer (or failure) in one round."""
+
+    juror: str
+    model: str
+    family: str
+    position: str | None
+    confidence: float | None
+    reasoning: str | None
+    evidence: str | None = None
+    changed: bool = False
+    latency_ms: float
+    tokens: Tokens
+    cost_usd: float = 0.0
+    attempts: int = 1
+    failure: Failure | None = None
+
+
+class RoundOut(BaseModel):
+    """Every position of one round."""
+
+    number: int
+    positions: list[PositionOut]
+
+
+class Shift(BaseModel):
+    """A juror changing its position between rounds."""
+
+    juror: str
+    round: int
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_position: str = Field(alias="from")
+    to_position: str = Field(alias="to")
+    reasoning: str | None = None
+
+
+class Dissent(BaseModel):
+    """A juror whose final position differs from the verdict."""
+
+    juror: str
+    model: str
+    position: str
+    confidence: float | None
+    reasoning: str | None
+    judge_note: str | None = None
+
+
+class Baselines(BaseModel):
+    """The plain aggregates recorded next to the judge's verdict."""
+
+    round1_majority: str | None
+    final_majority: str | None
+    weighted_vote: str | None
+    judge: str | None
+
+
+class JudgeOut(BaseModel):
+    """What the judge decided, or why the verdict fell back to the weighted vote."""
+
+    name: str
+    model: str
+    family: str
+    verdict: str | None
+    confidence: float | None
+    disagreement: str | None
+    dissenter_notes: dict[str, str] = Field(default_factory=dict)
+    fallback: bool = False
+    fallback_reason: str | None = None
+    latency_ms: float = 0.0
+    tokens: Tokens = Field(default_factory=Tokens)
+    failure: Failure | None = None
+
+
+class FailureOut(BaseModel):
+    """A failed call, listed at the top level of a degraded verdict."""
+
+    juror: str
+    model: str
+    round: int
+    kind: FailureKind
+    detail: str
+
+
+class Usage(BaseModel):
+    """Tokens and cost of every call of a verdict."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+
+
+class VerdictOut(BaseModel):
+    """A deliberated verdict with its whole transcript."""
+
+    id: str
+    status: VerdictStatus
+    created_at: datetime
+    question: str
+    options: list[str]
+    category: str
+    panel: str
+    verdict: str
+    confidence: float
+    agreement: float
+    unanimous: bool
+    escalate: bool
+    escalate_reasons: list[EscalateReason]
+    dissent: list[Dissent]
+    disagreement: str | None
+    shifts: list[Shift]
+    rounds: list[RoundOut]
+    stop_reason: str
+    baselines: Baselines
+    judge: JudgeOut
+    degraded: bool
+    failures: list[FailureOut]
+    recused: list[str]
+    usage: Usage
+    latency_ms: float
+    weights_version: int | None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _verdict_is_an_option(self) -> VerdictOut:
+        if self.verdict not in self.options:
+            raise ValueError("verdict must be one of the options")
+        return self
+
+
+class VerdictSummary(BaseModel):
+    """A verdict as listed by ``GET /verdicts``."""
+
+    id: str
+    status: VerdictStatus
+    created_at: datetime
+    question: str
+    category: str
+    panel: str
+    verdict: str | None
+    confidence: float | None
+    escalate: bool | None
+    degraded: bool | None
+    latency_ms: float | None
+
+
+class VerdictPage(BaseModel):
+    """One page of verdicts, newest first."""
+
+    items: list[VerdictSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class CallOut(BaseModel):
+    """One stored model call, as listed for a verdict that has no final answer."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    role: str
+    round: int
+    juror: str
+    model: str
+    family: str
+    position: str | None
+    confidence: float | None
+    changed: bool
+    attempts: int
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    failure_kind: str | None
+    failure_detail: str | None
+
+
+class VerdictIncomplete(BaseModel):
+    """A recorded request that has no verdict: still running, refused or interrupted."""
+
+    id: str
+    status: VerdictStatus
+    created_at: datetime
+    question: str
+    options: list[str]
+    category: str
+    panel: str
+    error: dict[str, Any] | None
+    calls: list[CallOut]
+
+    @classmethod
+    def from_row(cls, row: Any, calls: Any) -> VerdictIncomplete:
+        """Build from a verdict row and its stored calls."""
+        return cls(
+            id=row.id,
+            status=row.status,
+            created_at=row.created_at,
+            question=row.question,
+            options=row.options,
+            category=row.category,
+            panel=row.panel,
+            error=row.error,
+            calls=[CallOut.model_validate(call) for call in calls],
+        )

@@ -1,0 +1,1 @@
+"""Model providers: the only place that talks to models (litellm, local servers, scripts)."""

@@ -1,0 +1,58 @@
+"""The provider interface every model backend implements (litellm, scripted)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.config import ModelSpec
+
+Role = Literal["system", "user", "assistant"]
+CallRole = Literal["juror", "judge"]
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str
+
+
+class CompletionRequest(BaseModel):
+    """A structured-output chat call to one model.
+
+    ``call_role`` and ``round_number`` describe the call for logs and metrics; real providers
+    ignore them, the scripted provider uses them to pick its scripted answer.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: tuple[Message, ...]
+    schema_name: str
+    output_schema: dict[str, Any]
+    call_role: CallRole
+    round_number: int = Field(ge=1)
+    attempt: int = Field(default=1, ge=1)
+
+
+class Completion(BaseModel):
+    """A model's raw answer with its usage."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Provider(Protocol):
+    """Anything that can answer a completion request for a configured model."""
+
+    async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
+        """Answer ``request`` with ``spec``'s model, or raise a ``ProviderError``."""
+        ...

@@ -1,0 +1,46 @@
+"""The provider hub: picks the provider for a model and enforces shared concurrency limits."""
+
+from __future__ import annotations
+
+import anyio
+
+from app.core.config import JuryConfig, ModelSpec
+from app.providers.base import Completion, CompletionRequest, Provider
+from app.providers.scripted import ScriptedProvider
+
+
+class ProviderHub:
+    """Route calls to the scripted or the real provider, under per-model limiters.
+
+    Built once per process (in the app's lifespan) so that limiters are shared by every
+    concurrent verdict: a local server decoding two prompts at once on two cores is slower
+    than decoding them one after the other.
+    """
+
+    def __init__(self, config: JuryConfig, *, real: Provider | None = None) -> None:
+        self._scripted = ScriptedProvider()
+        self._real = real
+        self._limiters = {
+            spec.name: anyio.CapacityLimiter(spec.max_concurrency)
+            for spec in config.models()
+            if spec.max_concurrency is not None
+        }
+
+    def _provider_for(self, spec: ModelSpec) -> Provider:
+        if spec.is_scripted:
+            return self._scripted
+        if self._real is None:
+            # Imported lazily: litellm is heavy and scripted-only runs never need it.
+            from app.providers.litellm_provider import LiteLLMProvider
+
+            self._real = LiteLLMProvider()
+        return self._real
+
+    async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
+        """Answer ``request`` with ``spec``'s model, waiting for its limiter if it has one."""
+        provider = self._provider_for(spec)
+        limiter = self._limiters.get(spec.name)
+        if limiter is None:
+            return await provider.complete(spec, request)
+        async with limiter:
+            return await provider.complete(spec, request)
