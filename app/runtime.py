@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from app.core.migrate import upgrade
 from app.core.settings import Settings
 from app.deliberation.service import VerdictService
 from app.providers.hub import ProviderHub
+from app.providers.preflight import check_hosted_credentials, check_ollama_models
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Load the config, migrate and open the database, and build the services."""
     config = config or load_config(settings.config)
+    check_hosted_credentials(config, os.environ)
+    await check_ollama_models(config)
     url = settings.resolved_database_url()
     if settings.auto_migrate:
         await upgrade(url)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -100,6 +100,21 @@ class ModelSpec(Frozen):
     def is_hosted(self) -> bool:
         """Return whether this model is reached over the network with credentials."""
         return not self.is_scripted and self.local is None and self.api_base is None
+
+    @property
+    def is_local(self) -> bool:
+        """Return whether Jury serves this model itself on loopback."""
+        return self.local is not None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_server_address(cls, data: Any) -> Any:
+        """Point a locally served model at its loopback server unless told otherwise."""
+        if isinstance(data, dict) and data.get("local") and not data.get("api_base"):
+            port = data["local"].get("port") if isinstance(data["local"], dict) else None
+            if port is not None:
+                return {**data, "api_base": f"http://127.0.0.1:{port}/v1"}
+        return data
 
     @model_validator(mode="after")
     def _script_matches_model(self) -> ModelSpec:

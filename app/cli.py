@@ -1,0 +1,253 @@
+"""The ``jury`` command line: the same services as the API, in-process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.core.errors import JuryError, NoQuorumError
+from app.core.settings import Settings
+from app.deliberation.events import Event
+from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
+from app.runtime import Runtime, open_runtime
+
+app = typer.Typer(help="Jury: multi-model jury deliberation.", no_args_is_help=True)
+verdicts_app = typer.Typer(help="Read recorded verdicts.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(verdicts_app, name="verdicts")
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $JURY_CONFIG or config/jury.yaml)."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    return Settings(config=config) if config is not None else Settings()
+
+
+def _run(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Open the runtime, run ``work`` with it, and turn Jury errors into a clean exit."""
+
+    async def main() -> T:
+        async with open_runtime(settings) as runtime:
+            return await work(runtime)
+
+    try:
+        return anyio.run(main)
+    except NoQuorumError as exc:
+        errors.print(f"[bold red]no quorum[/]: {exc.detail}")
+        errors.print(json.dumps(exc.body(), indent=2))
+        raise typer.Exit(3) from None
+    except JuryError as exc:
+        errors.print(f"[bold red]{exc.code}[/]: {exc.detail}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from app.main import create_app
+
+    uvicorn.run(create_app(_settings(config)), host=host, port=port, log_level="info")
+
+
+class ProgressPrinter:
+    """Print deliberation events as they happen."""
+
+    def __init__(self, target: Console) -> None:
+        self._console = target
+
+    async def publish(self, event: Event) -> None:
+        """Print one event as a line."""
+        line = _describe_event(event)
+        if line:
+            self._console.print(line)
+
+
+def _describe_event(event: Event) -> str | None:
+    if event.type == "juror_answered":
+        if event.failure is not None:
+            return f"  round {event.round}  {event.juror:<14} [red]failed: {event.failure}[/]"
+        seconds = (event.latency_ms or 0) / 1000
+        return (
+            f"  round {event.round}  {event.juror:<14} {event.position} "
+            f"({event.confidence:.2f}) in {seconds:.1f}s"
+        )
+    if event.type == "shift":
+        return f"  [yellow]shift[/]   {event.juror} {event.previous} → {event.position}"
+    if event.type == "round_finished":
+        return f"[dim]round {event.round} finished: {event.detail}[/]"
+    if event.type == "judge_answered":
+        if event.failure is not None:
+            return f"  judge    {event.juror:<14} [red]failed: {event.failure}[/]"
+        return f"  judge    {event.juror:<14} {event.position} ({event.confidence:.2f})"
+    return None
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The judgement to make.")],
+    config: ConfigOption = None,
+    options: Annotated[
+        str | None, typer.Option(help="Comma-separated options (default from config).")
+    ] = None,
+    category: Annotated[str, typer.Option(help="Category of the question.")] = "default",
+    panel: Annotated[str | None, typer.Option(help="Named panel from the config.")] = None,
+    context_file: Annotated[
+        Path | None, typer.Option(help="File with material the jurors must read.", exists=True)
+    ] = None,
+    max_rounds: Annotated[int | None, typer.Option(help="Rounds, the first included.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """Deliberate on QUESTION in-process and print the verdict."""
+    request = VerdictRequest(
+        question=question,
+        options=options.split(",") if options else None,
+        category=category,
+        panel=panel,
+        context=context_file.read_text(encoding="utf-8") if context_file else None,
+        max_rounds=max_rounds,
+    )
+    sink = ProgressPrinter(errors if as_json else console)
+    verdict = _run(_settings(config), lambda rt: rt.verdicts.decide(request, sink=sink))
+    if as_json:
+        typer.echo(json.dumps(verdict.model_dump(mode="json", by_alias=True), indent=2))
+    else:
+        print_verdict(verdict)
+
+
+def print_verdict(verdict: VerdictOut) -> None:
+    """Print a verdict readably: the decision, the dissent, the shifts, the baselines."""
+    console.print()
+    console.print(
+        f"[bold]Verdict:[/] [bold green]{verdict.verdict}[/]   confidence {verdict.confidence:.2f}"
+        f"   agreement {verdict.agreement:.2f}   {'unanimous' if verdict.unanimous else 'split'}"
+    )
+    if verdict.judge.fallback:
+        console.print(f"[yellow]judge fallback[/]: {verdict.judge.fallback_reason}")
+    if verdict.escalate:
+        console.print(f"[bold yellow]escalate[/]: {', '.join(verdict.escalate_reasons)}")
+    if verdict.disagreement:
+        console.print(f"[bold]Disagreement:[/] {verdict.disagreement}")
+    for dissent in verdict.dissent:
+        console.print(
+            f"[bold]Dissent:[/] {dissent.juror} ({dissent.model}) says {dissent.position}:"
+            f" {dissent.reasoning}"
+        )
+    for shift in verdict.shifts:
+        console.print(
+            f"[bold]Shift:[/] {shift.juror} {shift.from_position} → {shift.to_position} in round "
+            f"{shift.round}: {shift.reasoning}"
+        )
+    for failure in verdict.failures:
+        console.print(f"[red]Failure:[/] {failure.juror} round {failure.round}: {failure.kind}")
+    b = verdict.baselines
+    console.print(
+        f"[dim]baselines: round-1 majority {b.round1_majority}, final majority "
+        f"{b.final_majority}, weighted vote {b.weighted_vote}, judge {b.judge}[/]"
+    )
+    console.print(
+        f"[dim]id {verdict.id}  rounds {len(verdict.rounds)} ({verdict.stop_reason})  "
+        f"{verdict.usage.total_tokens} tokens  ${verdict.usage.cost_usd:.4f}  "
+        f"{verdict.latency_ms / 1000:.1f}s[/]"
+    )
+
+
+@verdicts_app.command("show")
+def verdicts_show(
+    verdict_id: Annotated[str, typer.Argument(help="Verdict id.")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """Print a recorded verdict with its transcript."""
+    verdict = _run(_settings(config), lambda rt: rt.verdicts.get(verdict_id))
+    if as_json or isinstance(verdict, VerdictIncomplete):
+        typer.echo(json.dumps(verdict.model_dump(mode="json", by_alias=True), indent=2))
+        return
+    table = Table("round", "juror", "model", "position", "conf.", "changed", "failure")
+    for round_ in verdict.rounds:
+        for p in round_.positions:
+            table.add_row(
+                str(round_.number),
+                p.juror,
+                p.model,
+                p.position or "-",
+                f"{p.confidence:.2f}" if p.confidence is not None else "-",
+                "yes" if p.changed else "",
+                p.failure.kind if p.failure else "",
+            )
+    console.print(table)
+    print_verdict(verdict)
+
+
+@verdicts_app.command("list")
+def verdicts_list(
+    config: ConfigOption = None,
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+) -> None:
+    """List recent verdicts."""
+    page = _run(_settings(config), lambda rt: rt.verdicts.list(category=category, limit=limit))
+    table = Table("id", "created", "status", "category", "verdict", "conf.", "question")
+    for item in page.items:
+        table.add_row(
+            item.id,
+            item.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            item.status,
+            item.category,
+            item.verdict or "-",
+            f"{item.confidence:.2f}" if item.confidence is not None else "-",
+            item.question[:60],
+        )
+    console.print(table)
+    console.print(f"[dim]{len(page.items)} of {page.total}[/]")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply database migrations (also done at start-up unless JURY_AUTO_MIGRATE=false)."""
+    from app.core.migrate import upgrade_sync
+
+    url = _settings(config).resolved_database_url()
+    upgrade_sync(url)
+    console.print(f"database at head: {url.split('@')[-1]}")
+
+
+@app.command("config-check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the config file and print its panels."""
+    from app.core.config import load_config
+
+    settings = _settings(config)
+    try:
+        loaded = load_config(settings.config)
+    except JuryError as exc:
+        errors.print(f"[bold red]{exc.code}[/]: {exc.detail}")
+        raise typer.Exit(2) from None
+    for name, panel in loaded.panels.items():
+        judge = loaded.judge_for(panel)
+        console.print(f"panel {name}: jurors {', '.join(panel.jurors)}; judge {judge.name}")
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()
