@@ -3,57 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.core.errors import JuryError, NoQuorumError
-from app.core.settings import Settings
+from app.cli_runtime import ConfigOption, console, errors, run_in_runtime, settings_for
+from app.core.errors import JuryError
 from app.deliberation.events import Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
-from app.runtime import Runtime, open_runtime
+from app.trust.cli import trust_app
+from eval.cli import eval_app
 
 app = typer.Typer(help="Jury: multi-model jury deliberation.", no_args_is_help=True)
 verdicts_app = typer.Typer(help="Read recorded verdicts.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(verdicts_app, name="verdicts")
 app.add_typer(db_app, name="db")
+app.add_typer(trust_app, name="trust")
+app.add_typer(eval_app, name="eval")
 
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $JURY_CONFIG or config/jury.yaml)."),
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    return Settings(config=config) if config is not None else Settings()
-
-
-def _run(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the runtime, run ``work`` with it, and turn Jury errors into a clean exit."""
-
-    async def main() -> T:
-        async with open_runtime(settings) as runtime:
-            return await work(runtime)
-
-    try:
-        return anyio.run(main)
-    except NoQuorumError as exc:
-        errors.print(f"[bold red]no quorum[/]: {exc.detail}")
-        errors.print(json.dumps(exc.body(), indent=2))
-        raise typer.Exit(3) from None
-    except JuryError as exc:
-        errors.print(f"[bold red]{exc.code}[/]: {exc.detail}")
-        raise typer.Exit(2) from None
+_settings = settings_for
+_run = run_in_runtime
 
 
 @app.command()

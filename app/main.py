@@ -13,6 +13,7 @@ from app.core.http import BodySizeLimit, RequestTiming, install_error_handlers
 from app.core.settings import Settings, get_settings
 from app.deliberation import api as deliberation_api
 from app.runtime import open_runtime
+from app.trust import api as trust_api
 
 
 def create_app(settings: Settings | None = None, *, config: JuryConfig | None = None) -> FastAPI:
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
     )
     install_error_handlers(app)
     app.include_router(deliberation_api.router)
+    app.include_router(trust_api.router)
     app.include_router(ops.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTiming)

@@ -16,6 +16,8 @@ from app.core.settings import Settings
 from app.deliberation.service import VerdictService
 from app.providers.hub import ProviderHub
 from app.providers.preflight import check_hosted_credentials, check_ollama_models
+from app.trust.active import TrustSource
+from app.trust.policy import TrustPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class Runtime:
     sessionmaker: SessionMaker
     hub: ProviderHub
     verdicts: VerdictService
+    trust: TrustSource
+    trust_policy: TrustPolicy
 
 
 @asynccontextmanager
@@ -44,7 +48,10 @@ async def open_runtime(
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     hub = ProviderHub(config)
+    trust = TrustSource(sessionmaker, config)
     try:
+        # Weights learned for a juror's previous model do not apply; say so at start-up.
+        await trust.report_drift()
         yield Runtime(
             settings=settings,
             config=config,
@@ -52,8 +59,15 @@ async def open_runtime(
             sessionmaker=sessionmaker,
             hub=hub,
             verdicts=VerdictService(
-                config=config, hub=hub, sessionmaker=sessionmaker, settings=settings
+                config=config,
+                hub=hub,
+                sessionmaker=sessionmaker,
+                settings=settings,
+                weights=trust,
+                calibration=trust,
             ),
+            trust=trust,
+            trust_policy=TrustPolicy(),
         )
     finally:
         await engine.dispose()

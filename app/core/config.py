@@ -192,9 +192,9 @@ class JuryConfig(Frozen):
                 raise ValueError(f"panel '{panel_name}': unknown juror '{juror}'")
         if len(set(panel.jurors)) != len(panel.jurors):
             raise ValueError(f"panel '{panel_name}': a juror is listed twice")
-        judge = self.judge_for(panel)
         if panel.judge is not None and panel.judge not in judge_names:
             raise ValueError(f"panel '{panel_name}': unknown judge '{panel.judge}'")
+        judge = self.judge_for(panel)
         members = [self.juror(name) for name in panel.jurors]
         if any(m.model == judge.model and not judge.is_scripted for m in members):
             raise ValueError(f"panel '{panel_name}': judge '{judge.name}' sits on its own panel")

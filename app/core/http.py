@@ -54,16 +54,33 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
             return
         received = 0
+        exceeded = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
+                exceeded = True
                 raise PayloadTooLargeError(f"request body exceeds {self.max_bytes} bytes")
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            # FastAPI turns any error while reading the body into its own 400: drop that answer.
+            if exceeded and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded or started:
+                raise
+        if exceeded and not started:
+            await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLargeError(

@@ -5,4 +5,5 @@ from __future__ import annotations
 
 def import_all_tables() -> None:
     """Import the modules that define tables."""
-    import app.deliberation.models  # noqa: F401
+    import app.deliberation.models
+    import app.trust.models  # noqa: F401

@@ -1,4 +1,8 @@
-"""Plain aggregates of juror positions: majorities and the weighted vote."""
+"""Plain aggregates of juror positions: majorities and the weighted vote.
+
+The weighted vote is the trust layer's (``app.trust.vote``): the verdict's weighted-vote
+baseline and the replay of a weights proposal must be one and the same function.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-NEUTRAL_WEIGHT = 1.0
+from app.trust.vote import NEUTRAL_WEIGHT, VoteResult
+from app.trust.vote import weighted_vote as trust_weighted_vote
+
+__all__ = ["NEUTRAL_WEIGHT", "Vote", "VoteResult", "majority", "weighted_share", "weighted_vote"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,16 +25,6 @@ class Vote:
     confidence: float
 
 
-@dataclass(frozen=True, slots=True)
-class VoteResult:
-    """The outcome of a weighted vote."""
-
-    winner: str
-    share: float
-    scores: dict[str, float]
-    tie: bool
-
-
 def majority(votes: Sequence[Vote]) -> str | None:
     """Return the plurality position, or None when the top positions tie (or no votes)."""
     counts = Counter(vote.position for vote in votes).most_common()
@@ -36,33 +33,37 @@ def majority(votes: Sequence[Vote]) -> str | None:
     return counts[0][0]
 
 
+def _vote(
+    votes: Sequence[Vote], options: Sequence[str], weights: Mapping[str, float]
+) -> VoteResult:
+    return trust_weighted_vote(
+        {vote.juror: vote.position for vote in votes},
+        weights,
+        options,
+        {vote.juror: vote.confidence for vote in votes},
+    )
+
+
 def weighted_vote(
     votes: Sequence[Vote], options: Sequence[str], weights: Mapping[str, float]
 ) -> VoteResult | None:
-    """Return the option with the most weight; ties go to summed confidence, then option order.
+    """Return the option with the most weight, or None without votes.
 
-    A juror missing from ``weights`` counts with the neutral weight. Negative weights are
-    clipped to zero: a juror worse than chance is ignored, not inverted.
+    Ties go to summed confidence, then option order. A juror missing from ``weights`` counts
+    with the neutral weight; negative weights are clipped to zero (ignored, not inverted).
     """
-    if not votes:
-        return None
-    scores = dict.fromkeys(options, 0.0)
-    confidence = dict.fromkeys(options, 0.0)
-    for vote in votes:
-        scores[vote.position] += max(weights.get(vote.juror, NEUTRAL_WEIGHT), 0.0)
-        confidence[vote.position] += vote.confidence
-    ranked = sorted(options, key=lambda o: (-scores[o], -confidence[o], options.index(o)))
-    winner = ranked[0]
-    total = sum(scores.values())
-    share = scores[winner] / total if total > 0 else 0.0
-    tie = len(ranked) > 1 and scores[ranked[1]] == scores[winner]
-    return VoteResult(winner=winner, share=share, scores=scores, tie=tie)
+    result = _vote(votes, options, weights)
+    return result if result.winner is not None else None
 
 
-def weighted_share(votes: Sequence[Vote], position: str, weights: Mapping[str, float]) -> float:
+def weighted_share(
+    votes: Sequence[Vote],
+    position: str,
+    weights: Mapping[str, float],
+    options: Sequence[str] | None = None,
+) -> float:
     """Return the share of the panel's weight that stands behind ``position``."""
-    total = sum(max(weights.get(v.juror, NEUTRAL_WEIGHT), 0.0) for v in votes)
-    behind = sum(
-        max(weights.get(v.juror, NEUTRAL_WEIGHT), 0.0) for v in votes if v.position == position
-    )
-    return behind / total if total > 0 else 0.0
+    labels = options if options is not None else [position, *(vote.position for vote in votes)]
+    result = _vote(votes, list(dict.fromkeys(labels)), weights)
+    total = sum(result.scores.values())
+    return result.scores.get(position, 0.0) / total if total > 0 else 0.0

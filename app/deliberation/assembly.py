@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from app.core.config import CategoryPolicy, ModelSpec
 from app.deliberation.aggregation import Vote, majority, weighted_share, weighted_vote
@@ -27,6 +27,14 @@ from app.deliberation.schemas import (
 )
 
 
+class ConfidenceMap(Protocol):
+    """An approved calibration map from raw to calibrated verdict confidence."""
+
+    def apply(self, confidence: float) -> float:
+        """Return the calibrated confidence."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Docket:
     """What the service knows about a verdict besides its transcript."""
@@ -44,6 +52,8 @@ class Docket:
     weights: Mapping[str, float]
     weights_version: int | None
     metadata: Mapping[str, Any]
+    # The active calibration of the verdict confidence for this category and judge, if any.
+    calibration: ConfidenceMap | None = None
 
 
 def position_out(turn: JurorTurn) -> PositionOut:
@@ -207,17 +217,24 @@ def assemble(
     """Build the public verdict from the transcript."""
     final_votes: Sequence[Vote] = transcript.final_votes()
     weighted = weighted_vote(final_votes, docket.options, docket.weights)
-    assert weighted is not None  # quorum guarantees at least one valid position
-    judge = judge_out(docket, transcript, weighted.winner)
+    # Quorum guarantees at least one valid position.
+    assert weighted is not None
+    assert weighted.winner is not None
+    winner = weighted.winner
+    judge = judge_out(docket, transcript, winner)
     decided = not judge.fallback and judge.verdict is not None and judge.confidence is not None
-    verdict = judge.verdict if decided and judge.verdict else weighted.winner
-    confidence = judge.confidence if decided and judge.confidence is not None else weighted.share
+    verdict = judge.verdict if decided and judge.verdict else winner
+    raw = judge.confidence if decided and judge.confidence is not None else weighted.share
+    # The calibrated confidence is the one agents act on, so the escalation policy reads it.
+    confidence = docket.calibration.apply(raw) if docket.calibration is not None else raw
     failures = failures_of(transcript)
+    # Degraded means jurors were missing; a failed judge is reported as ``judge.fallback``.
+    degraded = any(failure.juror != docket.judge.name for failure in failures)
     unanimous = len({vote.position for vote in final_votes}) == 1
     reasons = escalation(
         docket.policy,
         confidence=confidence,
-        degraded=bool(failures),
+        degraded=degraded,
         fallback=judge.fallback,
         unanimous=unanimous,
     )
@@ -231,7 +248,9 @@ def assemble(
         panel=docket.panel,
         verdict=verdict,
         confidence=confidence,
-        agreement=weighted_share(final_votes, verdict, docket.weights),
+        raw_confidence=raw,
+        confidence_calibrated=docket.calibration is not None,
+        agreement=weighted_share(final_votes, verdict, docket.weights, docket.options),
         unanimous=unanimous,
         escalate=bool(reasons),
         escalate_reasons=reasons,
@@ -243,11 +262,11 @@ def assemble(
         baselines=Baselines(
             round1_majority=majority(transcript.round_votes(1)),
             final_majority=majority(final_votes),
-            weighted_vote=weighted.winner,
+            weighted_vote=winner,
             judge=judge.verdict,
         ),
         judge=judge,
-        degraded=bool(failures),
+        degraded=degraded,
         failures=failures,
         recused=list(docket.recused),
         usage=usage_of(transcript),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -72,9 +72,9 @@ class VerdictRepository:
         if status is not None:
             conditions.append(col(Verdict.status) == status)
         if since is not None:
-            conditions.append(col(Verdict.created_at) >= since)
+            conditions.append(col(Verdict.created_at) >= as_utc(since))
         if until is not None:
-            conditions.append(col(Verdict.created_at) < until)
+            conditions.append(col(Verdict.created_at) < as_utc(until))
         statement = (
             select(Verdict)
             .where(*conditions)
@@ -86,3 +86,12 @@ class VerdictRepository:
         rows = (await self.session.exec(statement)).all()
         total = (await self.session.exec(total_statement)).one()
         return rows, int(total)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return ``moment`` in UTC, naive ones read as UTC.
+
+    SQLite keeps no time zone: stored times are UTC wall-clock text, so a bound parameter must
+    be UTC wall-clock too, or a time with another offset compares wrongly.
+    """
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

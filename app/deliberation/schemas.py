@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.options import validate_options
 from app.providers.errors import FailureKind
@@ -18,6 +18,14 @@ EscalateReason = Literal[
     "unanimous_on_critical",
     "split_panel",
 ]
+
+
+def _utc(moment: datetime) -> datetime:
+    """Mark a naive stored time as UTC: SQLite hands times back without their zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class VerdictRequest(BaseModel):
@@ -169,13 +177,20 @@ class VerdictOut(BaseModel):
 
     id: str
     status: VerdictStatus
-    created_at: datetime
+    created_at: UtcDatetime
     question: str
     options: list[str]
     category: str
     panel: str
     verdict: str
-    confidence: float
+    confidence: float = Field(
+        description="The confidence to act on: calibrated against outcomes when a calibration "
+        "map is active (confidence_calibrated), else the raw one."
+    )
+    raw_confidence: float | None = Field(
+        default=None, description="The uncalibrated confidence (judge's, or the vote share)."
+    )
+    confidence_calibrated: bool = False
     agreement: float
     unanimous: bool
     escalate: bool
@@ -207,7 +222,7 @@ class VerdictSummary(BaseModel):
 
     id: str
     status: VerdictStatus
-    created_at: datetime
+    created_at: UtcDatetime
     question: str
     category: str
     panel: str
@@ -253,7 +268,7 @@ class VerdictIncomplete(BaseModel):
 
     id: str
     status: VerdictStatus
-    created_at: datetime
+    created_at: UtcDatetime
     question: str
     options: list[str]
     category: str

@@ -25,7 +25,7 @@ from app.core.errors import (
     PayloadTooLargeError,
 )
 from app.core.settings import Settings
-from app.deliberation.assembly import Docket, assemble, rounds_out
+from app.deliberation.assembly import ConfidenceMap, Docket, assemble, rounds_out
 from app.deliberation.events import Event, EventSink, NullSink
 from app.deliberation.models import Verdict
 from app.deliberation.prompts import Case
@@ -50,6 +50,16 @@ class WeightsSource(Protocol):
         ...
 
 
+class CalibrationSource(Protocol):
+    """Where the verdict confidence takes its approved calibration map from."""
+
+    async def calibration(
+        self, category: str, *, version: int | None, judge: ModelSpec
+    ) -> ConfidenceMap | None:
+        """Return the map of a weights version for a category and judge, or None."""
+        ...
+
+
 class NeutralWeights:
     """Every juror weighs the same: the state before any weights are approved."""
 
@@ -69,12 +79,14 @@ class VerdictService:
         sessionmaker: SessionMaker,
         settings: Settings,
         weights: WeightsSource | None = None,
+        calibration: CalibrationSource | None = None,
     ) -> None:
         self.config = config
         self._hub = hub
         self._sessionmaker = sessionmaker
         self._settings = settings
         self._weights = weights or NeutralWeights()
+        self._calibration = calibration
 
     async def decide(self, request: VerdictRequest, *, sink: EventSink | None = None) -> VerdictOut:
         """Deliberate on ``request`` and return the recorded verdict.
@@ -88,6 +100,11 @@ class VerdictService:
         judge = self.config.judge_for(panel)
         judge_recused = _recused(judge, request)
         version, weights = await self._weights.active(request.category)
+        calibration = None
+        if self._calibration is not None:
+            calibration = await self._calibration.calibration(
+                request.category, version=version, judge=judge
+            )
         options = tuple(request.options or self.config.protocol.default_options)
         docket = Docket(
             verdict_id=str(uuid.uuid4()),
@@ -103,6 +120,7 @@ class VerdictService:
             weights=weights,
             weights_version=version,
             metadata=request.metadata,
+            calibration=calibration,
         )
         hearing = self._hearing(request, panel, jurors, None if judge_recused else judge, docket)
         await self._insert_running(docket, request)

@@ -16,6 +16,7 @@ from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
 from app.providers.errors import (
     AuthError,
+    BudgetExceededError,
     ProviderError,
     ProviderRequestError,
     ProviderServerError,
@@ -103,12 +104,20 @@ def _cost(response: Any) -> float:
 def _map_error(exc: Exception) -> ProviderError:
     """Translate a litellm/OpenAI exception into Jury's typed failure."""
     detail = f"{type(exc).__name__}: {exc}"[:500]
+    if isinstance(exc, llm_errors.BudgetExceededError):
+        return BudgetExceededError(detail)
     if isinstance(exc, llm_errors.Timeout | TimeoutError):
         return ProviderTimeoutError(detail)
     if isinstance(exc, llm_errors.RateLimitError):
         return RateLimitedError(detail)
     if isinstance(exc, llm_errors.AuthenticationError | llm_errors.PermissionDeniedError):
         return AuthError(detail)
-    if isinstance(exc, llm_errors.BadRequestError | llm_errors.NotFoundError):
+    if isinstance(
+        exc,
+        llm_errors.BadRequestError
+        | llm_errors.NotFoundError
+        | llm_errors.UnprocessableEntityError
+        | llm_errors.PaymentRequiredError,
+    ):
         return ProviderRequestError(detail)
     return ProviderServerError(detail)

@@ -1,0 +1,49 @@
+"""What every ``jury`` sub-command shares: settings, the runtime, clean error exits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+
+from app.core.errors import JuryError, NoQuorumError
+from app.core.settings import Settings
+from app.runtime import Runtime, open_runtime
+
+T = TypeVar("T")
+
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $JURY_CONFIG or config/jury.yaml)."),
+]
+
+
+def settings_for(config: Path | None) -> Settings:
+    """Return the settings, with ``--config`` taking precedence over ``JURY_CONFIG``."""
+    return Settings(config=config) if config is not None else Settings()
+
+
+def run_in_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Open the runtime, run ``work`` with it, and turn Jury errors into a clean exit."""
+
+    async def main() -> T:
+        async with open_runtime(settings) as runtime:
+            return await work(runtime)
+
+    try:
+        return anyio.run(main)
+    except NoQuorumError as exc:
+        errors.print(f"[bold red]no quorum[/]: {exc.detail}")
+        errors.print(json.dumps(exc.body(), indent=2))
+        raise typer.Exit(3) from None
+    except JuryError as exc:
+        errors.print(f"[bold red]{exc.code}[/]: {exc.detail}")
+        raise typer.Exit(2) from None

@@ -1,0 +1,132 @@
+"""The trust settings in force, as verdicts see them: weights after the drift guard, and maps.
+
+``TrustSource`` is what ``VerdictService`` reads before each verdict (it implements both its
+``WeightsSource`` and ``CalibrationSource`` protocols).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.core.config import JuryConfig, ModelSpec
+from app.core.db import SessionMaker, session_scope
+from app.core.errors import UnavailableError
+from app.trust.calibration import CalibrationMap
+from app.trust.records import ALL_CATEGORIES
+from app.trust.repository import ActiveState, TrustRepository
+from app.trust.vote import WeightsTable, weight_for
+from app.trust.weights import DriftResult, DroppedWeights, drop_drifted
+
+logger = logging.getLogger("jury.trust")
+
+
+def juror_models(config: JuryConfig) -> dict[str, str]:
+    """Return the configured model id of every juror."""
+    return {spec.name: spec.model for spec in config.jurors}
+
+
+def judge_models(config: JuryConfig) -> dict[str, str]:
+    """Return the configured model id of every judge."""
+    return {spec.name: spec.model for spec in config.judges}
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """The active version's weights that still apply, and the maps, under the config."""
+
+    version: int | None
+    weights: dict[str, dict[str, float]]
+    models: dict[str, str]
+    dropped: tuple[DroppedWeights, ...]
+    calibration: dict[str, CalibrationMap]
+    calibration_models: dict[str, str]
+
+
+def effective(state: ActiveState, config: JuryConfig) -> Effective:
+    """Apply the drift guard: weights learned for another model id do not carry over."""
+    row = state.version
+    if row is None:
+        return Effective(None, {}, {}, (), {}, {})
+    guarded: DriftResult = drop_drifted(
+        row.weights, recorded_models=row.models, current_models=juror_models(config)
+    )
+    return Effective(
+        version=row.version,
+        weights=guarded.table,
+        models=dict(row.models),
+        dropped=guarded.dropped,
+        calibration=maps_of(row.calibration),
+        calibration_models=dict(row.calibration_models),
+    )
+
+
+def maps_of(stored: Mapping[str, object]) -> dict[str, CalibrationMap]:
+    """Validate stored calibration maps."""
+    return {category: CalibrationMap.model_validate(m) for category, m in stored.items()}
+
+
+def resolve(table: WeightsTable, category: str) -> dict[str, float]:
+    """Return every juror's weight in a category (category, then "*"; others neutral)."""
+    names = {juror for weights in table.values() for juror in weights}
+    return {name: weight_for(table, category, name) for name in sorted(names)}
+
+
+def calibration_for(current: Effective, category: str, judge: ModelSpec) -> CalibrationMap | None:
+    """Return the category's map (or the "*" one) when it was fitted for this judge model."""
+    if current.calibration_models.get(judge.name) != judge.model:
+        return None
+    return current.calibration.get(category) or current.calibration.get(ALL_CATEGORIES)
+
+
+class TrustSource:
+    """Read the active weights and calibration for each verdict, in its own short session."""
+
+    def __init__(self, sessionmaker: SessionMaker, config: JuryConfig) -> None:
+        self._sessionmaker = sessionmaker
+        self._config = config
+
+    async def current(self) -> Effective:
+        """Return the effective trust settings now."""
+        async with session_scope(self._sessionmaker) as session:
+            state = await TrustRepository(session).active()
+        return effective(state, self._config)
+
+    async def active(self, category: str) -> tuple[int | None, Mapping[str, float]]:
+        """Return the active version and the jurors' weights in ``category``."""
+        current = await self.current()
+        return current.version, resolve(current.weights, category)
+
+    async def calibration(
+        self, category: str, *, version: int | None, judge: ModelSpec
+    ) -> CalibrationMap | None:
+        """Return the calibration map of ``version`` for a category and judge, if any."""
+        if version is None:
+            return None
+        async with session_scope(self._sessionmaker) as session:
+            row = await TrustRepository(session).version(version)
+        if row is None:
+            return None
+        # Versions are immutable, so reading by number gives the map of the weights just used.
+        state = ActiveState(activation=None, version=row)
+        return calibration_for(effective(state, self._config), category, judge)
+
+    async def report_drift(self) -> tuple[DroppedWeights, ...]:
+        """Log, at start-up, every active weight that no longer applies."""
+        try:
+            current = await self.current()
+        except UnavailableError as exc:
+            # A database that is down at start-up is /readyz's to report, not a reason to die.
+            logger.warning("trust weights not checked for model drift: %s", exc.detail)
+            return ()
+        for dropped in current.dropped:
+            logger.warning(
+                "trust weights of juror %s do not apply (%s): learned for %s, configured %s; "
+                "it votes with the neutral weight until weights for its model are approved",
+                dropped.juror,
+                dropped.reason.value,
+                dropped.recorded_model,
+                dropped.current_model,
+            )
+        return current.dropped

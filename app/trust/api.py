@@ -1,0 +1,207 @@
+"""HTTP endpoints of outcomes and the trust workflow: parse, call the service, return."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.core.db import session_scope
+from app.core.errors import ConflictError, InvalidRequestError, NotFoundError
+from app.runtime import Runtime
+from app.trust.models import ProposalKind, ProposalStatus
+from app.trust.outcomes import OutcomeService
+from app.trust.schemas import (
+    AuditPage,
+    Decision,
+    OutcomeCreate,
+    OutcomeHistory,
+    OutcomeOut,
+    ProposalCreate,
+    ProposalOut,
+    ProposalPage,
+    RollbackRequest,
+    StatsOut,
+    VersionOut,
+    WeightsOut,
+)
+from app.trust.service import TrustService
+
+router = APIRouter(tags=["trust"])
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield the request's unit of work: committed before the response is sent."""
+    async with session_scope(_runtime(request).sessionmaker) as session:
+        yield session
+
+
+# scope="function": the commit happens before the response, so a failed commit is an error
+# the client sees, never a 201 for something that was not stored.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_trust_service(request: Request, session: SessionDep) -> TrustService:
+    """Return a trust service bound to the request's session."""
+    runtime = _runtime(request)
+    return TrustService(session, config=runtime.config, policy=runtime.trust_policy)
+
+
+TrustDep = Annotated[TrustService, Depends(get_trust_service)]
+
+
+def resolve_actor(request: Request, claimed: str) -> str:
+    """Return who performs a step, for the audit log.
+
+    The one place that decides it: today the name the body gives; once API keys with roles
+    exist (issue 6), the authenticated key's identity.
+    """
+    del request  # the authenticated identity will come from here
+    return claimed
+
+
+def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
+    return {error.status_code: {"description": error.__doc__} for error in errors}
+
+
+@router.post(
+    "/verdicts/{verdict_id}/outcome",
+    status_code=201,
+    response_model=OutcomeOut,
+    responses=_errors(NotFoundError, ConflictError, InvalidRequestError),
+    tags=["outcomes"],
+)
+async def post_outcome(
+    verdict_id: str, body: OutcomeCreate, request: Request, trust: TrustDep
+) -> OutcomeOut:
+    """Record the correct option of a verdict; a second one must say it corrects the first."""
+    actor = resolve_actor(request, body.reported_by or body.source.value)
+    return await OutcomeService(trust).record(verdict_id, body, actor=actor)
+
+
+@router.get(
+    "/verdicts/{verdict_id}/outcomes",
+    response_model=OutcomeHistory,
+    responses=_errors(NotFoundError),
+    tags=["outcomes"],
+)
+async def get_outcomes(verdict_id: str, trust: TrustDep) -> OutcomeHistory:
+    """Return a verdict's outcomes, the one in force first."""
+    return await OutcomeService(trust).history(verdict_id)
+
+
+@router.get("/trust/stats", response_model=StatsOut)
+async def get_stats(trust: TrustDep, category: str | None = None) -> StatsOut:
+    """Return trust statistics per juror, judge and baseline, per category."""
+    return await trust.stats(category=category)
+
+
+@router.get("/trust/weights", response_model=WeightsOut)
+async def get_weights(trust: TrustDep) -> WeightsOut:
+    """Return the weights in force (version null: neutral)."""
+    return await trust.weights()
+
+
+@router.get("/trust/weights/versions", response_model=list[VersionOut])
+async def get_versions(trust: TrustDep) -> list[VersionOut]:
+    """Return every approved weights version, newest first."""
+    return await trust.versions()
+
+
+@router.post(
+    "/trust/weights/rollback",
+    response_model=WeightsOut,
+    responses=_errors(NotFoundError, ConflictError),
+)
+async def post_rollback(body: RollbackRequest, request: Request, trust: TrustDep) -> WeightsOut:
+    """Make an earlier weights version active again (0: the neutral weights)."""
+    reviewer = resolve_actor(request, body.reviewer)
+    return await trust.rollback(body.version, reviewer=reviewer, comment=body.comment)
+
+
+@router.post(
+    "/trust/proposals",
+    status_code=201,
+    response_model=ProposalOut,
+    responses=_errors(ConflictError),
+)
+async def post_proposal(body: ProposalCreate, request: Request, trust: TrustDep) -> ProposalOut:
+    """Compute a proposal from the record and store it for review; nothing is applied."""
+    return await trust.propose(body, actor=resolve_actor(request, body.created_by))
+
+
+@router.get("/trust/proposals", response_model=ProposalPage)
+async def list_proposals(
+    trust: TrustDep,
+    status: ProposalStatus | None = None,
+    kind: ProposalKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ProposalPage:
+    """List proposals, newest first."""
+    return await trust.proposals(
+        status=status.value if status else None,
+        kind=kind.value if kind else None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/trust/proposals/{proposal_id}",
+    response_model=ProposalOut,
+    responses=_errors(NotFoundError),
+)
+async def get_proposal(proposal_id: int, trust: TrustDep) -> ProposalOut:
+    """Return a proposal with its evidence and replay."""
+    return await trust.proposal(proposal_id)
+
+
+@router.post(
+    "/trust/proposals/{proposal_id}/approve",
+    response_model=ProposalOut,
+    responses=_errors(NotFoundError, ConflictError),
+)
+async def approve_proposal(
+    proposal_id: int, body: Decision, request: Request, trust: TrustDep
+) -> ProposalOut:
+    """Approve a pending proposal: its version is created and made active."""
+    reviewer = resolve_actor(request, body.reviewer)
+    return await trust.approve(proposal_id, reviewer=reviewer, comment=body.comment)
+
+
+@router.post(
+    "/trust/proposals/{proposal_id}/reject",
+    response_model=ProposalOut,
+    responses=_errors(NotFoundError, ConflictError),
+)
+async def reject_proposal(
+    proposal_id: int, body: Decision, request: Request, trust: TrustDep
+) -> ProposalOut:
+    """Reject a pending proposal."""
+    reviewer = resolve_actor(request, body.reviewer)
+    return await trust.reject(proposal_id, reviewer=reviewer, comment=body.comment)
+
+
+@router.post("/trust/rollback-check", response_model=ProposalOut | None)
+async def post_rollback_check(trust: TrustDep) -> ProposalOut | None:
+    """Run the rollback check now; returns the rollback proposal it made, or null."""
+    return await trust.check_rollback()
+
+
+@router.get("/trust/audit", response_model=AuditPage)
+async def get_audit(
+    trust: TrustDep,
+    subject: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AuditPage:
+    """List every step of the trust workflow, newest first: who, when, what, why."""
+    return await trust.audit(subject=subject, limit=limit, offset=offset)

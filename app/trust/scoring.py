@@ -1,0 +1,112 @@
+"""Scoring primitives: Beta posterior for an accuracy, ECE and Brier score for confidences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import beta as beta_dist
+
+ECE_BINS = 10
+CREDIBLE_LEVEL = 0.95
+
+
+class BetaAccuracy(BaseModel):
+    """An accuracy as a Beta posterior: counts, posterior mean and equal-tailed interval."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    successes: int = Field(ge=0)
+    n: int = Field(ge=0)
+    alpha: float = Field(gt=0)
+    beta: float = Field(gt=0)
+    mean: float
+    lower: float
+    upper: float
+    level: float = CREDIBLE_LEVEL
+
+    @property
+    def observed(self) -> float | None:
+        """Return the raw success rate, or None without observations."""
+        return self.successes / self.n if self.n else None
+
+
+class Calibration(BaseModel):
+    """How well stated confidence matched correctness: ECE (10 equal-width bins) and Brier."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n: int = Field(ge=0)
+    ece: float | None
+    brier: float | None
+    mean_confidence: float | None
+    accuracy: float | None
+
+
+def beta_posterior(
+    successes: int,
+    n: int,
+    *,
+    prior: tuple[float, float] = (1.0, 1.0),
+    level: float = CREDIBLE_LEVEL,
+) -> BetaAccuracy:
+    """Return the Beta posterior of an accuracy after `successes` out of `n` trials."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
+    alpha, beta = prior[0] + successes, prior[1] + (n - successes)
+    tail = (1.0 - level) / 2.0
+    lower = float(beta_dist.ppf(tail, alpha, beta))
+    upper = float(beta_dist.ppf(1.0 - tail, alpha, beta))
+    mean = alpha / (alpha + beta)
+    return BetaAccuracy(
+        successes=successes,
+        n=n,
+        alpha=alpha,
+        beta=beta,
+        mean=mean,
+        lower=lower,
+        upper=upper,
+        level=level,
+    )
+
+
+def accuracy_of(hits: Sequence[bool]) -> BetaAccuracy:
+    """Return the Beta(1,1) posterior accuracy of a sequence of hit/miss outcomes."""
+    return beta_posterior(sum(hits), len(hits))
+
+
+def expected_calibration_error(
+    pairs: Sequence[tuple[float, bool]], *, bins: int = ECE_BINS
+) -> float:
+    """Return the ECE: bin-size weighted mean |accuracy - mean confidence| over equal-width bins."""
+    if not pairs:
+        raise ValueError("ECE of an empty sample is undefined")
+    sums: list[list[float]] = [[0.0, 0.0, 0.0] for _ in range(bins)]  # count, conf, hits
+    for confidence, hit in pairs:
+        # Confidence 1.0 belongs to the last bin, not to a bin of its own.
+        index = min(int(confidence * bins), bins - 1)
+        sums[index][0] += 1
+        sums[index][1] += confidence
+        sums[index][2] += float(hit)
+    gap = sum(abs(hits - conf) for count, conf, hits in sums if count)
+    return gap / len(pairs)
+
+
+def brier_score(pairs: Sequence[tuple[float, bool]]) -> float:
+    """Return the mean squared difference between confidence and the 0/1 outcome."""
+    if not pairs:
+        raise ValueError("Brier score of an empty sample is undefined")
+    return sum((conf - float(hit)) ** 2 for conf, hit in pairs) / len(pairs)
+
+
+def calibration_of(pairs: Sequence[tuple[float, bool]]) -> Calibration:
+    """Return ECE and Brier of (confidence, correct) pairs; None fields when empty."""
+    if not pairs:
+        return Calibration(n=0, ece=None, brier=None, mean_confidence=None, accuracy=None)
+    return Calibration(
+        n=len(pairs),
+        ece=expected_calibration_error(pairs),
+        brier=brier_score(pairs),
+        mean_confidence=sum(conf for conf, _ in pairs) / len(pairs),
+        accuracy=sum(hit for _, hit in pairs) / len(pairs),
+    )

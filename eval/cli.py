@@ -1,0 +1,135 @@
+"""``jury eval``: run panels over labelled datasets, compare runs, run the simulation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.cli_runtime import ConfigOption, console, run_in_runtime, settings_for
+from app.runtime import Runtime
+from eval.records import ItemResult
+
+if TYPE_CHECKING:
+    from eval.schema import Report
+
+eval_app = typer.Typer(help="Evaluate panels on labelled datasets.", no_args_is_help=True)
+
+
+class ProgressBar:
+    """A live bar: items done, accuracy so far, tokens and elapsed time."""
+
+    def __init__(self, bar: Progress, total: int) -> None:
+        self._bar = bar
+        self._task = bar.add_task("eval", total=total, accuracy="-", tokens=0)
+        self._correct = 0
+        self._seen = 0
+        self._tokens = 0
+
+    def item_done(self, result: ItemResult, *, done: int, total: int) -> None:
+        """Advance the bar with one finished item."""
+        self._seen += 1
+        self._correct += int(result.is_correct("judge"))
+        self._tokens += result.prompt_tokens + result.completion_tokens
+        self._bar.update(
+            self._task,
+            completed=done,
+            total=total,
+            accuracy=f"{self._correct / self._seen:.3f}",
+            tokens=self._tokens,
+        )
+
+
+@eval_app.command("run")
+def run(
+    dataset: Annotated[Path, typer.Option(help="Labelled JSONL dataset.", exists=True)],
+    config: ConfigOption = None,
+    panel: Annotated[str | None, typer.Option(help="Named panel from the config.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N records (after --seed).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Items deliberated at once.")] = 1,
+    seed: Annotated[int | None, typer.Option(help="Shuffle records with this seed.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (resumed if it exists).")] = None,
+    record_outcomes: Annotated[
+        bool, typer.Option(help="Record each gold answer as the verdict's outcome.")
+    ] = False,
+) -> None:
+    """Run every item through the verdict service and write report.json/.md and plots."""
+    # Imported here: the report pulls in matplotlib, which no other command needs.
+    from eval.harness import RunPlan, run_eval
+
+    out = out or Path("eval/runs") / f"{dataset.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    settings = settings_for(config)
+    plan = RunPlan(
+        dataset=dataset,
+        out=out,
+        panel=panel,
+        limit=limit,
+        concurrency=concurrency,
+        seed=seed,
+        meta={"config": str(settings.config)},
+    )
+
+    async def work(runtime: Runtime) -> Report:
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("acc {task.fields[accuracy]}"),
+            TextColumn("{task.fields[tokens]} tok"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as bar:
+            progress = ProgressBar(bar, total=0)
+            writer = _outcome_writer(runtime) if record_outcomes else None
+            return await run_eval(runtime.verdicts, plan, progress=progress, record_outcome=writer)
+
+    report = run_in_runtime(settings, work)
+    judge = report.accuracy.judge
+    console.print(
+        f"{report.n} items; verdict accuracy {judge.value if judge.value is not None else '-'}; "
+        f"report in {out}/report.md"
+    )
+
+
+@eval_app.command("compare")
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders holding report.json.")],
+) -> None:
+    """Print several runs side by side as a markdown table."""
+    from eval.report import compare_reports
+
+    typer.echo(compare_reports(runs))
+
+
+@eval_app.command("simulate")
+def simulate(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("eval/reports/simulation"),
+) -> None:
+    """Run the weighting simulation study (estimated versus optimal weights)."""
+    from eval.simulation import main as simulation_main
+
+    simulation_main(["--out", str(out)])
+
+
+def _outcome_writer(runtime: Runtime) -> Callable[[str, str], Awaitable[None]]:
+    """Return a writer that records a gold answer as a verdict's outcome (source: dataset)."""
+    from app.core.db import session_scope
+    from app.trust.models import OutcomeSource
+    from app.trust.outcomes import OutcomeService
+    from app.trust.schemas import OutcomeCreate
+    from app.trust.service import TrustService
+
+    async def write(verdict_id: str, gold: str) -> None:
+        async with session_scope(runtime.sessionmaker) as session:
+            trust = TrustService(session, config=runtime.config, policy=runtime.trust_policy)
+            await OutcomeService(trust).record(
+                verdict_id,
+                OutcomeCreate(correct_option=gold, source=OutcomeSource.DATASET),
+                actor="jury-eval",
+            )
+
+    return write

@@ -1,0 +1,1 @@
+"""Jury's test suite."""

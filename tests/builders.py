@@ -1,0 +1,242 @@
+"""Small builders for the verdict-service tests: configs, settings, services, app clients.
+
+Plain functions and context managers, not fixtures: each test builds exactly what it needs and
+shares nothing with the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlmodel import col, select
+
+from app.core.config import JuryConfig, ModelSpec, ScriptFailure
+from app.core.db import SessionMaker, create_engine, create_sessionmaker
+from app.core.settings import Settings
+from app.deliberation.models import ModelCall, Verdict
+from app.deliberation.service import VerdictService, WeightsSource
+from app.main import create_app
+from app.providers.base import Completion, CompletionRequest
+from app.providers.hub import ProviderHub
+from app.runtime import open_runtime
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPTED_CONFIG = REPO_ROOT / "config" / "scripted.yaml"
+OPTIONS = ("approve", "reject")
+
+Step = Mapping[str, Any]
+
+
+def step(
+    position: str | None = None,
+    *,
+    confidence: float = 0.8,
+    reasoning: str | None = None,
+    latency_ms: float = 0,
+    failure: ScriptFailure | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Return one scripted answer (a ``ScriptStep`` as a dict)."""
+    values: dict[str, Any] = {
+        "position": position,
+        "confidence": confidence,
+        "latency_ms": latency_ms,
+        "failure": failure,
+        **extra,
+    }
+    if reasoning is not None:
+        values["reasoning"] = reasoning
+    return values
+
+
+def juror_spec(name: str, steps: Sequence[Step], **overrides: Any) -> dict[str, Any]:
+    """Return a scripted juror entry of its own family, answering ``steps`` round by round."""
+    return {
+        "name": name,
+        "model": "scripted",
+        "family": f"family-{name}",
+        "timeout_s": 5,
+        "script": {"rounds": list(steps)},
+        **overrides,
+    }
+
+
+def scripted_config(
+    *,
+    jurors: Mapping[str, Sequence[Step]],
+    judge: Sequence[Step] = (),
+    juror_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    judge_overrides: Mapping[str, Any] | None = None,
+    extra_jurors: Sequence[Mapping[str, Any]] = (),
+    extra_judges: Mapping[str, Sequence[Step]] | None = None,
+    panel: Mapping[str, Any] | None = None,
+    extra_panels: Mapping[str, Mapping[str, Any]] | None = None,
+    categories: Mapping[str, Mapping[str, Any]] | None = None,
+    **protocol: Any,
+) -> JuryConfig:
+    """Return a validated config: scripted jurors on the default panel and a scripted judge.
+
+    ``protocol`` holds the protocol's settings (``max_rounds``, ``quorum``, …); the options
+    default to approve/reject and the judge approves with confidence 0.9 unless told otherwise.
+    ``extra_judges`` and ``extra_panels`` add more scripted judges and named panels.
+    """
+    overrides = juror_overrides or {}
+    entries = [juror_spec(name, steps, **overrides.get(name, {})) for name, steps in jurors.items()]
+    entries += [dict(entry) for entry in extra_jurors]
+    judge_steps = list(judge) or [step("approve", confidence=0.9)]
+    judge_entry = {
+        "name": "judge",
+        "model": "scripted",
+        "family": "family-judge",
+        "timeout_s": 5,
+        "script": {"rounds": judge_steps},
+        **(judge_overrides or {}),
+    }
+    judges = [judge_entry] + [
+        {
+            "name": name,
+            "model": "scripted",
+            "family": f"family-{name}",
+            "timeout_s": 5,
+            "script": {"rounds": list(steps)},
+        }
+        for name, steps in (extra_judges or {}).items()
+    ]
+    raw = {
+        "protocol": {"default_options": list(OPTIONS), **protocol},
+        "jurors": entries,
+        "judges": judges,
+        "panels": {
+            "default": {"jurors": [e["name"] for e in entries], "judge": "judge", **(panel or {})},
+            **(extra_panels or {}),
+        },
+        "categories": dict(categories or {}),
+    }
+    return JuryConfig.model_validate(raw)
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Return settings on ``database_url``; the test databases are already migrated."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "config": SCRIPTED_CONFIG,
+        "auto_migrate": False,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+class RecordingHub(ProviderHub):
+    """The real hub, remembering every request it was asked to answer, in order."""
+
+    def __init__(self, config: JuryConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.requests: list[tuple[str, CompletionRequest]] = []
+
+    async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
+        """Record the request, then answer it as the real hub does."""
+        self.requests.append((spec.name, request))
+        return await super().complete(spec, request)
+
+    def called(self, name: str) -> list[CompletionRequest]:
+        """Return the requests sent to one model."""
+        return [request for called, request in self.requests if called == name]
+
+
+@dataclass
+class FixedWeights:
+    """An approved weights version, as the trust record would supply it."""
+
+    version: int
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    async def active(self, category: str) -> tuple[int | None, Mapping[str, float]]:
+        """Return the fixed version and weights, whatever the category."""
+        return self.version, self.weights
+
+
+async def calls_of(sessionmaker: SessionMaker, verdict_id: str) -> list[ModelCall]:
+    """Return the stored model calls of a verdict, in the order they were stored."""
+    async with sessionmaker() as session:
+        statement = (
+            select(ModelCall).where(ModelCall.verdict_id == verdict_id).order_by(col(ModelCall.id))
+        )
+        return list((await session.exec(statement)).all())
+
+
+async def stored_calls(database_url: str, verdict_id: str) -> list[ModelCall]:
+    """Return the stored model calls of a verdict, read straight from the database."""
+    engine = create_engine(database_url)
+    try:
+        return await calls_of(create_sessionmaker(engine), verdict_id)
+    finally:
+        await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Bench:
+    """A verdict service on a test database, with read access to what it recorded."""
+
+    service: VerdictService
+    sessionmaker: SessionMaker
+
+    async def calls(self, verdict_id: str) -> list[ModelCall]:
+        """Return the stored model calls of a verdict, in the order they were stored."""
+        return await calls_of(self.sessionmaker, verdict_id)
+
+    async def verdict_row(self, verdict_id: str) -> Verdict:
+        """Return the stored verdict row."""
+        async with self.sessionmaker() as session:
+            row = await session.get(Verdict, verdict_id)
+        assert row is not None, f"verdict {verdict_id} was not stored"
+        return row
+
+
+@asynccontextmanager
+async def open_bench(
+    database_url: str,
+    config: JuryConfig,
+    *,
+    hub: ProviderHub | None = None,
+    weights: WeightsSource | None = None,
+    **settings: Any,
+) -> AsyncIterator[Bench]:
+    """Open the runtime on ``database_url``; ``hub`` or ``weights`` replace the service's own."""
+    resolved = make_settings(database_url, **settings)
+    async with open_runtime(resolved, config=config) as runtime:
+        service = runtime.verdicts
+        if hub is not None or weights is not None:
+            service = VerdictService(
+                config=config,
+                hub=hub or runtime.hub,
+                sessionmaker=runtime.sessionmaker,
+                settings=resolved,
+                weights=weights,
+            )
+        yield Bench(service=service, sessionmaker=runtime.sessionmaker)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan and yield an HTTP client on it (in-process: no server, no socket)."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://jury.test") as client,
+    ):
+        yield client
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, config: JuryConfig | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Yield an HTTP client on a new app built from ``settings`` and ``config``."""
+    async with serving(create_app(settings, config=config)) as client:
+        yield client

@@ -1,0 +1,1 @@
+"""Tests of configuration, settings and migrations."""

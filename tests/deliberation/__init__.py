@@ -1,0 +1,1 @@
+"""Tests of the deliberation protocol, the verdict service and its HTTP API."""

@@ -1,0 +1,106 @@
+"""The ``jury`` command line, in-process, on config/scripted.yaml and a SQLite file of its own."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from tests.builders import SCRIPTED_CONFIG
+
+CONFIG = ["--config", str(SCRIPTED_CONFIG)]
+
+
+@pytest.fixture
+def runner(sqlite_database: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """Return a runner whose commands use this test's database."""
+    monkeypatch.setenv("JURY_DATABASE_URL", sqlite_database)
+    monkeypatch.setenv("JURY_AUTO_MIGRATE", "false")
+    return CliRunner()
+
+
+def flat(text: str) -> str:
+    """Join the words of rich's output, whatever the terminal width wrapped."""
+    return " ".join(text.split())
+
+
+def ask_json(runner: CliRunner, *args: str) -> dict[str, Any]:
+    """Run ``jury ask --json`` and return the verdict it printed."""
+    result = runner.invoke(app, ["ask", "Ship release 4.2?", *CONFIG, "--json", *args])
+    assert result.exit_code == 0, result.output
+    verdict: dict[str, Any] = json.loads(result.stdout)
+    return verdict
+
+
+def test_ask_prints_the_verdict_the_dissent_and_the_shift(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["ask", "Ship release 4.2 to production?", *CONFIG])
+
+    assert result.exit_code == 0, result.output
+    output = flat(result.stdout)
+    assert "Verdict: approve" in output
+    assert "Dissent: charlie (scripted) says reject: Friday-evening deploys" in output
+    assert "Shift: bravo reject → approve in round 2" in output
+    assert "round-1 majority reject, final majority approve" in output
+    # The live progress: every juror of both rounds, then the judge.
+    assert output.count("round 1 ") >= 3
+    assert "judge judge approve (0.82)" in output
+
+
+def test_ask_json_prints_the_api_verdict(runner: CliRunner) -> None:
+    verdict = ask_json(runner, "--category", "deploy")
+
+    assert verdict["verdict"] == "approve"
+    assert verdict["category"] == "deploy"
+    assert [(s["juror"], s["from"], s["to"]) for s in verdict["shifts"]] == [
+        ("bravo", "reject", "approve")
+    ]
+    assert [d["juror"] for d in verdict["dissent"]] == ["charlie"]
+    assert len(verdict["rounds"]) == 2
+
+
+def test_ask_passes_options_and_rounds(runner: CliRunner) -> None:
+    verdict = ask_json(runner, "--options", "approve,reject,defer", "--max-rounds", "1")
+
+    assert verdict["options"] == ["approve", "reject", "defer"]
+    assert len(verdict["rounds"]) == 1
+    assert verdict["shifts"] == []
+
+
+def test_verdicts_show_prints_a_recorded_verdict(runner: CliRunner) -> None:
+    verdict = ask_json(runner)
+
+    shown = runner.invoke(app, ["verdicts", "show", verdict["id"], *CONFIG])
+    as_json = runner.invoke(app, ["verdicts", "show", verdict["id"], *CONFIG, "--json"])
+
+    assert shown.exit_code == 0, shown.output
+    output = flat(shown.stdout)
+    assert verdict["id"] in output
+    assert "Verdict: approve" in output
+    assert "Shift: bravo reject → approve" in output
+    assert "charlie" in output
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == verdict
+
+
+def test_verdicts_list_shows_recorded_verdicts(runner: CliRunner) -> None:
+    first = ask_json(runner)
+    second = ask_json(runner)
+
+    listed = runner.invoke(app, ["verdicts", "list", *CONFIG])
+
+    assert listed.exit_code == 0, listed.output
+    output = flat(listed.stdout)
+    assert "2 of 2" in output
+    assert first["id"][:8] in output
+    assert second["id"][:8] in output
+
+
+def test_verdicts_show_unknown_id_exits_with_not_found(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["verdicts", "show", "no-such-id", *CONFIG])
+
+    assert result.exit_code == 2
+    assert "not_found" in flat(result.stderr)
+    assert "no-such-id" in flat(result.stderr)
