@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
-from alembic import command
-from alembic.config import Config
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
     """Return an Alembic config for ``database_url``."""
+    # Alembic is imported on use: it costs a second or two at start-up otherwise.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -21,11 +26,15 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_sync(database_url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (blocking)."""
+    from alembic import command
+
     command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade_sync(database_url: str, revision: str) -> None:
     """Revert migrations down to ``revision`` (blocking)."""
+    from alembic import command
+
     command.downgrade(alembic_config(database_url), revision)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import beta as beta_dist
 
 ECE_BINS = 10
 CREDIBLE_LEVEL = 0.95
@@ -55,8 +54,11 @@ def beta_posterior(
         raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
     alpha, beta = prior[0] + successes, prior[1] + (n - successes)
     tail = (1.0 - level) / 2.0
-    lower = float(beta_dist.ppf(tail, alpha, beta))
-    upper = float(beta_dist.ppf(1.0 - tail, alpha, beta))
+    # Imported here: scipy.stats costs seconds at import, and only statistics need it.
+    from scipy.special import betaincinv
+
+    lower = float(betaincinv(alpha, beta, tail))
+    upper = float(betaincinv(alpha, beta, 1.0 - tail))
     mean = alpha / (alpha + beta)
     return BetaAccuracy(
         successes=successes,
