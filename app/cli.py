@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from app.cli_runtime import ConfigOption, console, errors, run_in_runtime, setti
 from app.core.errors import JuryError
 from app.deliberation.events import Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
+from app.security.cli import keys_app, serving_mode
 from app.trust.cli import trust_app
 from eval.cli import eval_app
 
@@ -24,6 +26,7 @@ app.add_typer(verdicts_app, name="verdicts")
 app.add_typer(db_app, name="db")
 app.add_typer(trust_app, name="trust")
 app.add_typer(eval_app, name="eval")
+app.add_typer(keys_app, name="keys")
 
 _settings = settings_for
 _run = run_in_runtime
@@ -32,15 +35,27 @@ _run = run_in_runtime
 @app.command()
 def serve(
     config: ConfigOption = None,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; loopback only while no API key exists.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API; on shutdown, verdicts in progress get JURY_SHUTDOWN_GRACE_S to end."""
     import uvicorn
 
     from app.main import create_app
 
-    uvicorn.run(create_app(_settings(config)), host=host, port=port, log_level="info")
+    settings = _settings(config)
+    console.print(serving_mode(settings, host))
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        # Requests still running after the grace are cancelled: their verdicts are recorded
+        # as interrupted before the lifespan closes the database.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
+    )
 
 
 class ProgressPrinter:
@@ -203,6 +218,34 @@ def db_upgrade(config: ConfigOption = None) -> None:
     url = _settings(config).resolved_database_url()
     upgrade_sync(url)
     console.print(f"database at head: {url.split('@')[-1]}")
+
+
+local_app = typer.Typer(help="Local model servers (the offline panel).", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+
+
+@local_app.command("status")
+def local_status(config: ConfigOption = None) -> None:
+    """Show the config's local model servers: port, pid, health, who started them."""
+    from app.core.config import load_config
+    from app.providers.local.runtime import status_table
+
+    rows = status_table(load_config(_settings(config).config))
+    if not rows:
+        console.print("this config uses no local models")
+        return
+    table = Table("model", "alias", "port", "pid", "healthy", "started by", "log")
+    for row in rows:
+        table.add_row(
+            str(row["key"]),
+            str(row["alias"]),
+            str(row["port"]),
+            str(row["pid"] or "-"),
+            "yes" if row["healthy"] else "no",
+            str(row["started_by"]),
+            str(row["log_path"]),
+        )
+    console.print(table)
 
 
 @app.command("config-check")

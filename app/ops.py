@@ -1,4 +1,9 @@
-"""Operational endpoints: liveness, readiness, Prometheus metrics."""
+"""Operational endpoints: liveness, readiness, Prometheus metrics.
+
+They need no API key, on purpose: orchestrator probes and Prometheus scrapers carry none, and
+none of them reveals a verdict, a question or a key (metrics are labelled only by configured
+names and enums). Keep them off the public interface with the network, not with keys.
+"""
 
 from __future__ import annotations
 

@@ -54,6 +54,7 @@ class ScriptStep(Frozen):
     failure: ScriptFailure | None = None
     prompt_tokens: int = Field(default=50, ge=0)
     completion_tokens: int = Field(default=20, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0, description="What the call is billed as.")
 
 
 class Script(Frozen):
@@ -160,6 +161,46 @@ class Protocol(Frozen):
         return tuple(validate_options(value))
 
 
+class Budgets(Frozen):
+    """Spend caps: per verdict (rebuttal rounds are skipped) and per API key per UTC day.
+
+    A cap left unset does not apply. The per-verdict dollar cap defaults to $1, a safety net
+    against a runaway hosted panel; local and scripted models cost nothing.
+    """
+
+    per_verdict_tokens: int | None = Field(default=None, ge=1)
+    per_verdict_usd: float | None = Field(default=1.0, gt=0)
+    per_key_daily_tokens: int | None = Field(default=None, ge=1)
+    per_key_daily_usd: float | None = Field(default=None, gt=0)
+    reserve_tokens: int = Field(
+        default=10_000,
+        ge=0,
+        description="Tokens held against a daily cap while a verdict runs; its actual use "
+        "replaces them when it ends.",
+    )
+    reserve_usd: float = Field(
+        default=0.10, ge=0, description="Dollars held against a daily cap while a verdict runs."
+    )
+
+    @model_validator(mode="after")
+    def _reserve_fits_the_daily_caps(self) -> Budgets:
+        pairs = (
+            (
+                "reserve_tokens",
+                self.reserve_tokens,
+                "per_key_daily_tokens",
+                self.per_key_daily_tokens,
+            ),
+            ("reserve_usd", self.reserve_usd, "per_key_daily_usd", self.per_key_daily_usd),
+        )
+        for reserve_name, reserve, cap_name, cap in pairs:
+            if cap is not None and reserve > cap:
+                raise ValueError(
+                    f"{reserve_name} {reserve} exceeds {cap_name} {cap}: no verdict could start"
+                )
+        return self
+
+
 class JuryConfig(Frozen):
     """The whole configuration file."""
 
@@ -170,6 +211,7 @@ class JuryConfig(Frozen):
     default_panel: Name = "default"
     default_judge: Name | None = Field(default=None, description="Defaults to the first judge.")
     categories: Mapping[str, CategoryPolicy] = Field(default_factory=dict)
+    budgets: Budgets = Budgets()
 
     @model_validator(mode="after")
     def _check_references(self) -> JuryConfig:

@@ -4,8 +4,11 @@
     ├── ConfigError           the configuration is invalid (start-up)
     ├── NotFoundError         404 — a verdict or resource does not exist
     ├── ConflictError         409 — the request conflicts with recorded state
+    ├── UnauthorizedError     401 — no API key, or one Jury does not know (WWW-Authenticate)
+    ├── ForbiddenError        403 — the key's role may not do this
     ├── PayloadTooLargeError  413 — a field or the body is over its size limit
     ├── InvalidRequestError   422 — a field is valid JSON but not acceptable
+    ├── SpendCapError         429 — a key's daily spend cap is reached (Retry-After)
     ├── NoQuorumError         503 — too few valid jurors; carries the partial positions
     └── UnavailableError      503 — a dependency (the database) is down
 
@@ -15,18 +18,22 @@ part of a verdict's record, not HTTP errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
 class JuryError(Exception):
-    """Base of every error Jury raises on purpose."""
+    """Base of every error Jury raises on purpose; ``headers`` go out with the response."""
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers: dict[str, str] = dict(headers or {})
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
@@ -54,6 +61,23 @@ class ConflictError(JuryError):
     code = "conflict"
 
 
+class UnauthorizedError(JuryError):
+    """No API key was given, or the key is unknown or revoked."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class ForbiddenError(JuryError):
+    """The caller is known but may not do this."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class PayloadTooLargeError(JuryError):
     """A field or the whole body is larger than allowed."""
 
@@ -66,6 +90,21 @@ class InvalidRequestError(JuryError):
 
     status_code = 422
     code = "invalid_request"
+
+
+class SpendCapError(JuryError):
+    """A spend cap is reached; ``Retry-After`` says when it resets."""
+
+    status_code = 429
+    code = "spend_cap_exceeded"
+
+    def __init__(self, detail: str, *, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(
+            detail,
+            headers={"Retry-After": str(retry_after_s)},
+            retry_after_s=retry_after_s,
+            **extra,
+        )
 
 
 class NoQuorumError(JuryError):

@@ -19,7 +19,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(JuryError)
     async def _jury_error(_request: Request, exc: JuryError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=exc.body())
+        return JSONResponse(
+            status_code=exc.status_code, content=exc.body(), headers=exc.headers or None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

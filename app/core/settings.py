@@ -33,6 +33,18 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=8_000, gt=0)
     max_context_chars: int = Field(default=200_000, gt=0)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
+    require_api_keys: bool = Field(
+        default=False,
+        description="Refuse unauthenticated requests even before any API key exists (no local "
+        "mode); lets `jury serve` bind to other interfaces than loopback.",
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How long in-flight verdicts may run on at shutdown before they are "
+        "interrupted (recorded as such).",
+    )
     log_level: str = "INFO"
     log_json: bool = False
 

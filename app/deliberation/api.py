@@ -7,9 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.core.errors import NoQuorumError, NotFoundError, PayloadTooLargeError
+from app.core.errors import (
+    ForbiddenError,
+    NoQuorumError,
+    NotFoundError,
+    PayloadTooLargeError,
+    SpendCapError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictPage, VerdictRequest
 from app.deliberation.service import VerdictService
+from app.security.deps import AgentDep, ReaderDep
 
 router = APIRouter(tags=["verdicts"])
 
@@ -30,29 +39,43 @@ def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
 @router.post(
     "/verdict",
     response_model=VerdictOut,
-    responses=_errors(NoQuorumError, PayloadTooLargeError),
+    responses=_errors(
+        UnauthorizedError,
+        ForbiddenError,
+        NoQuorumError,
+        PayloadTooLargeError,
+        SpendCapError,
+        UnavailableError,
+    ),
     summary="Deliberate on a judgement and return a recorded verdict",
 )
-async def post_verdict(body: VerdictRequest, service: VerdictServiceDep) -> VerdictOut:
+async def post_verdict(
+    body: VerdictRequest, service: VerdictServiceDep, caller: AgentDep
+) -> VerdictOut:
     """Run the panel, the rebuttal rounds and the judge; the verdict is stored before return."""
-    return await service.decide(body)
+    return await service.decide(body, api_key_id=caller.key_id)
 
 
 @router.get(
     "/verdicts/{verdict_id}",
     response_model=VerdictOut | VerdictIncomplete,
-    responses=_errors(NotFoundError),
+    responses=_errors(UnauthorizedError, ForbiddenError, NotFoundError),
 )
 async def get_verdict(
-    verdict_id: str, service: VerdictServiceDep
+    verdict_id: str, service: VerdictServiceDep, caller: ReaderDep
 ) -> VerdictOut | VerdictIncomplete:
-    """Return a verdict with its whole transcript."""
-    return await service.get(verdict_id)
+    """Return a verdict with its whole transcript (an agent: one it asked)."""
+    return await service.get(verdict_id, owner=caller.owner_scope)
 
 
-@router.get("/verdicts", response_model=VerdictPage)
+@router.get(
+    "/verdicts",
+    response_model=VerdictPage,
+    responses=_errors(UnauthorizedError, ForbiddenError),
+)
 async def list_verdicts(
     service: VerdictServiceDep,
+    caller: ReaderDep,
     category: str | None = None,
     verdict: str | None = None,
     status: str | None = None,
@@ -61,8 +84,12 @@ async def list_verdicts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> VerdictPage:
-    """List recorded verdicts, newest first, filtered by category, verdict, status or time."""
+    """List recorded verdicts, newest first, filtered by category, verdict, status or time.
+
+    An agent sees only the verdicts it asked.
+    """
     return await service.list(
+        owner=caller.owner_scope,
         category=category,
         verdict=verdict,
         status=status,

@@ -259,6 +259,7 @@ def assemble(
         shifts=shifts_of(transcript),
         rounds=rounds_out(transcript),
         stop_reason=transcript.stop_reason,
+        budget_limited=transcript.stop_reason == "budget",
         baselines=Baselines(
             round1_majority=majority(transcript.round_votes(1)),
             final_majority=majority(final_votes),

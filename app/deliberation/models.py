@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
+
+# The table ``verdicts.api_key_id`` refers to must be in the metadata wherever verdicts are.
+import app.security.models  # noqa: F401
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JsonType = JSON().with_variant(JSONB(), "postgresql")
@@ -53,6 +56,16 @@ class Verdict(SQLModel, table=True):
     cost_usd: float = 0.0
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    # The API key that asked; agents read only their own verdicts. None: local mode or CLI.
+    api_key_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("api_keys.id", name="fk_verdicts_api_key_id"),
+            index=True,
+            nullable=True,
+        ),
+    )
 
 
 class ModelCall(SQLModel, table=True):

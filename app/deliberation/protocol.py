@@ -27,10 +27,11 @@ from app.deliberation.answers import (
     parse_judge_answer,
     parse_juror_answer,
 )
+from app.deliberation.budget import RoundBudget, spend_of
 from app.deliberation.calls import CallOutcome, CallPlan, call_model
 from app.providers.hub import ProviderHub
 
-StopReason = Literal["unanimous", "no_change", "max_rounds", "deadline"]
+StopReason = Literal["unanimous", "no_change", "max_rounds", "deadline", "budget"]
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ class Hearing:
     early_stop: bool
     deadline: float
     seed: str
+    budget: RoundBudget | None = None
 
 
 async def deliberate(hub: ProviderHub, hearing: Hearing, observer: Observer) -> Transcript:
@@ -151,7 +153,16 @@ def _stop_reason(
         return "max_rounds"
     if anyio.current_time() >= hearing.deadline:
         return "deadline"
+    if hearing.budget is not None and not _next_round_fits(hearing.budget, transcript):
+        return "budget"
     return "continue"
+
+
+def _next_round_fits(budget: RoundBudget, transcript: Transcript) -> bool:
+    """Estimate the next round from the last one's actual use, against the verdict's cap."""
+    spent = spend_of(t.outcome for turns in transcript.rounds for t in turns)
+    last = spend_of(t.outcome for t in transcript.rounds[-1])
+    return budget.allows_next(spent, last)
 
 
 async def _run_round(

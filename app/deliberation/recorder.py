@@ -10,12 +10,14 @@ import anyio
 from app.core import metrics
 from app.core.db import SessionMaker, session_scope
 from app.deliberation.answers import JudgeAnswer
+from app.deliberation.budget import spend_of
 from app.deliberation.calls import CallOutcome
 from app.deliberation.events import Event, EventSink
 from app.deliberation.models import ModelCall
 from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.protocol import JurorTurn
 from app.deliberation.repository import VerdictRepository
+from app.security.spend import Spend
 
 
 class CallRecorder:
@@ -28,7 +30,8 @@ class CallRecorder:
     def __init__(self, sessionmaker: SessionMaker, verdict_id: str, sink: EventSink) -> None:
         self._sessionmaker = sessionmaker
         self._verdict_id = verdict_id
-        self._sink = sink
+        self.sink = sink
+        self.spent = Spend()
         self._lock = anyio.Lock()
 
     async def juror_answered(self, turn: JurorTurn) -> None:
@@ -91,12 +94,16 @@ class CallRecorder:
 
     async def _store(self, outcome: CallOutcome[Any], *, changed: bool) -> None:
         _count(outcome)
+        # Counted before the write: a call that was made is spent, stored or not.
+        self.spent = self.spent + spend_of([outcome])
         row = call_row(self._verdict_id, outcome, changed=changed)
-        async with self._lock, session_scope(self._sessionmaker) as session:
-            await VerdictRepository(session).add_call(row)
+        # Shielded: a call that finished is stored even when shutdown cancels the verdict.
+        with anyio.CancelScope(shield=True):
+            async with self._lock, session_scope(self._sessionmaker) as session:
+                await VerdictRepository(session).add_call(row)
 
     async def _publish(self, event: Event) -> None:
-        await self._sink.publish(event)
+        await self.sink.publish(event)
 
 
 def call_row(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) -> ModelCall:

@@ -62,9 +62,15 @@ class VerdictRepository:
         until: datetime | None,
         limit: int,
         offset: int,
+        owner: int | None = None,
     ) -> tuple[Sequence[Verdict], int]:
-        """Return one page of verdicts, newest first, and the total matching."""
+        """Return one page of verdicts, newest first, and the total matching.
+
+        ``owner`` keeps only the verdicts asked with that API key.
+        """
         conditions = []
+        if owner is not None:
+            conditions.append(col(Verdict.api_key_id) == owner)
         if category is not None:
             conditions.append(col(Verdict.category) == category)
         if verdict is not None:

@@ -200,6 +200,11 @@ class VerdictOut(BaseModel):
     shifts: list[Shift]
     rounds: list[RoundOut]
     stop_reason: str
+    budget_limited: bool = Field(
+        default=False,
+        description="Rebuttal rounds were skipped because the next one would have passed the "
+        "per-verdict budget (stop_reason 'budget').",
+    )
     baselines: Baselines
     judge: JudgeOut
     degraded: bool

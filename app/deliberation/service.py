@@ -6,6 +6,7 @@ The API, the CLI and the evaluation harness all decide verdicts through ``Verdic
 from __future__ import annotations
 
 import builtins
+import logging
 import secrets
 import time
 import uuid
@@ -20,13 +21,17 @@ from app.core.config import JuryConfig, ModelSpec, Panel
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import (
     InvalidRequestError,
+    JuryError,
     NoQuorumError,
     NotFoundError,
     PayloadTooLargeError,
+    UnavailableError,
 )
 from app.core.settings import Settings
 from app.deliberation.assembly import ConfidenceMap, Docket, assemble, rounds_out
+from app.deliberation.budget import RoundBudget
 from app.deliberation.events import Event, EventSink, NullSink
+from app.deliberation.inflight import InFlight
 from app.deliberation.models import Verdict
 from app.deliberation.prompts import Case
 from app.deliberation.protocol import Hearing, NoQuorumReachedError, Transcript, deliberate
@@ -40,6 +45,9 @@ from app.deliberation.schemas import (
     VerdictSummary,
 )
 from app.providers.hub import ProviderHub
+from app.security.spend import Reservation, Spend, SpendGuard
+
+logger = logging.getLogger("jury.verdicts")
 
 
 class WeightsSource(Protocol):
@@ -80,6 +88,7 @@ class VerdictService:
         settings: Settings,
         weights: WeightsSource | None = None,
         calibration: CalibrationSource | None = None,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.config = config
         self._hub = hub
@@ -87,13 +96,74 @@ class VerdictService:
         self._settings = settings
         self._weights = weights or NeutralWeights()
         self._calibration = calibration
+        self._spend = spend
+        self._in_flight = InFlight()
 
-    async def decide(self, request: VerdictRequest, *, sink: EventSink | None = None) -> VerdictOut:
+    async def decide(
+        self,
+        request: VerdictRequest,
+        *,
+        sink: EventSink | None = None,
+        api_key_id: int | None = None,
+    ) -> VerdictOut:
         """Deliberate on ``request`` and return the recorded verdict.
 
-        Raises ``NoQuorumError`` (recorded too) when too few jurors give a valid position.
+        ``api_key_id`` is the key that asks: the verdict is its own, and its spend counts
+        against that key's daily caps. Raises ``NoQuorumError`` (recorded too) when too few
+        jurors give a valid position, ``SpendCapError`` when the key's day is spent, and
+        ``UnavailableError`` when the database fails or shutdown interrupts the verdict.
         """
-        sink = sink or NullSink()
+        verdict: VerdictOut | None = None
+        with self._in_flight.track():
+            verdict = await self._decide(request, sink or NullSink(), api_key_id)
+        if verdict is None:
+            raise UnavailableError(
+                "Jury is shutting down: the verdict was interrupted before it was decided "
+                "(recorded with status 'interrupted' if it had started)"
+            )
+        return verdict
+
+    async def shutdown(self, grace_s: float) -> int:
+        """Let in-flight verdicts finish for ``grace_s``, then interrupt the rest."""
+        interrupted = await self._in_flight.drain(grace_s)
+        if interrupted:
+            logger.warning("shutdown interrupted %d verdict(s) in progress", interrupted)
+        return interrupted
+
+    async def _decide(
+        self, request: VerdictRequest, sink: EventSink, api_key_id: int | None
+    ) -> VerdictOut:
+        docket, hearing = await self._prepare(request)
+        # Reserved before the verdict is recorded: a refused request leaves no row behind.
+        reservation = await self._reserve(api_key_id)
+        recorder = CallRecorder(self._sessionmaker, docket.verdict_id, sink)
+        try:
+            await self._insert_running(docket, request, api_key_id)
+            started = time.perf_counter()
+            transcript = await self._deliberate(docket, hearing, recorder)
+            specs = {spec.name: spec for spec in self.config.models()}
+            verdict = assemble(
+                docket, transcript, specs, latency_ms=(time.perf_counter() - started) * 1000
+            )
+            # Shielded: a verdict whose transcript is complete is stored, shutdown or not.
+            with anyio.CancelScope(shield=True):
+                await self._record_completed(verdict)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._settle(reservation, recorder.spent)
+        _count_verdict(verdict, self._metric_category(request.category))
+        await sink.publish(
+            Event(
+                type="verdict",
+                verdict_id=verdict.id,
+                position=verdict.verdict,
+                confidence=verdict.confidence,
+            )
+        )
+        return verdict
+
+    async def _prepare(self, request: VerdictRequest) -> tuple[Docket, Hearing]:
+        """Check the request, seat the panel and read the trust settings in force."""
         self._check_sizes(request)
         panel_name, panel = self._panel(request.panel)
         jurors, recused = self._seat(panel, request)
@@ -105,12 +175,11 @@ class VerdictService:
             calibration = await self._calibration.calibration(
                 request.category, version=version, judge=judge
             )
-        options = tuple(request.options or self.config.protocol.default_options)
         docket = Docket(
             verdict_id=str(uuid.uuid4()),
             created_at=datetime.now(UTC),
             question=request.question,
-            options=options,
+            options=tuple(request.options or self.config.protocol.default_options),
             category=request.category,
             panel=panel_name,
             judge=judge,
@@ -123,36 +192,48 @@ class VerdictService:
             calibration=calibration,
         )
         hearing = self._hearing(request, panel, jurors, None if judge_recused else judge, docket)
-        await self._insert_running(docket, request)
-        started = time.perf_counter()
-        transcript = await self._deliberate(docket, hearing, sink)
-        specs = {spec.name: spec for spec in self.config.models()}
-        verdict = assemble(
-            docket, transcript, specs, latency_ms=(time.perf_counter() - started) * 1000
-        )
-        await self._record_completed(verdict)
-        _count_verdict(verdict, self._metric_category(request.category))
-        await sink.publish(
-            Event(
-                type="verdict",
-                verdict_id=verdict.id,
-                position=verdict.verdict,
-                confidence=verdict.confidence,
-            )
-        )
-        return verdict
+        return docket, hearing
 
-    async def get(self, verdict_id: str) -> VerdictOut | VerdictIncomplete:
-        """Return a recorded verdict with its whole transcript."""
+    async def _reserve(self, api_key_id: int | None) -> Reservation | None:
+        if self._spend is None:
+            return None
+        return await self._spend.reserve(api_key_id)
+
+    async def _settle(self, reservation: Reservation | None, spent: Spend) -> None:
+        if self._spend is None or reservation is None:
+            return
+        try:
+            await self._spend.settle(reservation, spent)
+        except UnavailableError as exc:
+            # The reserve stays counted: the cap errs on the side of spending less.
+            logger.warning("spend of key %s not settled: %s", reservation.key_id, exc.detail)
+
+    async def get(
+        self, verdict_id: str, *, owner: int | None = None
+    ) -> VerdictOut | VerdictIncomplete:
+        """Return a recorded verdict with its whole transcript.
+
+        ``owner``: only a verdict asked with that API key is found (others are 404, so that
+        an agent cannot learn which ids exist).
+        """
         async with session_scope(self._sessionmaker) as session:
             repository = VerdictRepository(session)
             row = await repository.get(verdict_id)
-            if row is None:
+            if row is None or (owner is not None and row.api_key_id != owner):
                 raise NotFoundError(f"verdict '{verdict_id}' not found", id=verdict_id)
             if row.status == "completed" and row.response is not None:
                 return VerdictOut.model_validate(row.response)
             calls = await repository.calls(verdict_id)
         return VerdictIncomplete.from_row(row, calls)
+
+    async def ensure_visible(self, verdict_id: str, *, owner: int | None) -> None:
+        """Raise ``NotFoundError`` unless the verdict exists and ``owner`` (if any) asked it."""
+        if owner is None:
+            return
+        async with session_scope(self._sessionmaker) as session:
+            row = await VerdictRepository(session).get(verdict_id)
+        if row is None or row.api_key_id != owner:
+            raise NotFoundError(f"verdict '{verdict_id}' not found", id=verdict_id)
 
     async def list(
         self,
@@ -164,10 +245,12 @@ class VerdictService:
         until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        owner: int | None = None,
     ) -> VerdictPage:
-        """Return one page of recorded verdicts, newest first."""
+        """Return one page of recorded verdicts, newest first (``owner``: that key's only)."""
         async with session_scope(self._sessionmaker) as session:
             rows, total = await VerdictRepository(session).page(
+                owner=owner,
                 category=category,
                 verdict=verdict,
                 status=status,
@@ -233,23 +316,38 @@ class VerdictService:
             early_stop=self.config.protocol.early_stop == "unanimous",
             deadline=anyio.current_time() + deadline_s,
             seed=docket.verdict_id,
+            budget=self._round_budget(),
         )
 
-    async def _deliberate(self, docket: Docket, hearing: Hearing, sink: EventSink) -> Transcript:
-        recorder = CallRecorder(self._sessionmaker, docket.verdict_id, sink)
+    def _round_budget(self) -> RoundBudget | None:
+        budgets = self.config.budgets
+        if budgets.per_verdict_tokens is None and budgets.per_verdict_usd is None:
+            return None
+        return RoundBudget(tokens=budgets.per_verdict_tokens, usd=budgets.per_verdict_usd)
+
+    async def _deliberate(
+        self, docket: Docket, hearing: Hearing, recorder: CallRecorder
+    ) -> Transcript:
         try:
             if len(hearing.jurors) < hearing.quorum:
                 raise NoQuorumReachedError(Transcript(), len(hearing.jurors), hearing.quorum)
             return await deliberate(self._hub, hearing, recorder)
         except NoQuorumReachedError as exc:
-            raise await self._record_no_quorum(docket, exc, sink) from None
+            raise await self._record_no_quorum(docket, exc, recorder.sink) from None
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 status = "failed" if isinstance(exc, Exception) else "interrupted"
                 await self._finish(docket.verdict_id, status=status, error={"detail": repr(exc)})
+            # A failed write inside a round's task group arrives wrapped: answer with the
+            # Jury error itself (a 503 for a database fault), not a 500 for the group.
+            error = _jury_error_in(exc)
+            if error is not None:
+                raise error from exc
             raise
 
-    async def _insert_running(self, docket: Docket, request: VerdictRequest) -> None:
+    async def _insert_running(
+        self, docket: Docket, request: VerdictRequest, api_key_id: int | None
+    ) -> None:
         row = Verdict(
             id=docket.verdict_id,
             created_at=docket.created_at,
@@ -262,6 +360,7 @@ class VerdictService:
             request=request.model_dump(mode="json"),
             caller_metadata=request.metadata,
             weights_version=docket.weights_version,
+            api_key_id=api_key_id,
         )
         async with session_scope(self._sessionmaker) as session:
             await VerdictRepository(session).add(row)
@@ -321,6 +420,20 @@ def _recused(spec: ModelSpec, request: VerdictRequest) -> bool:
     names = {value.strip().casefold() for value in (*request.exclude_models, *request.authored_by)}
     model = spec.model.casefold()
     return bool(names & {spec.name.casefold(), model, model.split("/", 1)[-1]})
+
+
+def _jury_error_in(exc: BaseException) -> JuryError | None:
+    """Return the Jury error an exception group carries, if that is all it carries."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return None
+    matched, rest = exc.split(JuryError)
+    if matched is None or rest is not None:
+        return None
+    leaves: list[BaseException] = list(matched.exceptions)
+    while leaves and isinstance(leaves[0], BaseExceptionGroup):
+        leaves = list(leaves[0].exceptions)
+    first = leaves[0] if leaves else None
+    return first if isinstance(first, JuryError) else None
 
 
 def _count_verdict(verdict: VerdictOut, category: str) -> None:

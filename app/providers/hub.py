@@ -17,9 +17,16 @@ class ProviderHub:
     than decoding them one after the other.
     """
 
-    def __init__(self, config: JuryConfig, *, real: Provider | None = None) -> None:
+    def __init__(
+        self,
+        config: JuryConfig,
+        *,
+        real: Provider | None = None,
+        local_limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
         self._scripted = ScriptedProvider()
         self._real = real
+        self._local_limiter = local_limiter
         self._limiters = {
             spec.name: anyio.CapacityLimiter(spec.max_concurrency)
             for spec in config.models()
@@ -40,6 +47,8 @@ class ProviderHub:
         """Answer ``request`` with ``spec``'s model, waiting for its limiter if it has one."""
         provider = self._provider_for(spec)
         limiter = self._limiters.get(spec.name)
+        if limiter is None and spec.is_local:
+            limiter = self._local_limiter
         if limiter is None:
             return await provider.complete(spec, request)
         async with limiter:

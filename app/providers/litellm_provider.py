@@ -23,6 +23,7 @@ from app.providers.errors import (
     ProviderTimeoutError,
     RateLimitedError,
 )
+from app.providers.local.catalog import get_model
 
 litellm.telemetry = False
 litellm.suppress_debug_info = True
@@ -56,7 +57,7 @@ class LiteLLMProvider:
 def _call_arguments(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "model": spec.model,
-        "messages": [message.model_dump() for message in request.messages],
+        "messages": _messages(spec, request),
         "max_tokens": spec.max_tokens,
         "temperature": spec.temperature,
         "timeout": spec.timeout_s,
@@ -72,6 +73,19 @@ def _call_arguments(spec: ModelSpec, request: CompletionRequest) -> dict[str, An
     if response_format is not None:
         arguments["response_format"] = response_format
     return arguments
+
+
+def _messages(spec: ModelSpec, request: CompletionRequest) -> list[dict[str, str]]:
+    """Return the chat messages, folding the system prompt into the user turn if needed."""
+    messages = [message.model_dump() for message in request.messages]
+    if spec.local is None or get_model(spec.local.catalog).supports_system_role:
+        return messages
+    # Some local chat formats (Gemma's) silently drop system messages.
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [m for m in messages if m["role"] != "system"]
+    if system and rest and rest[0]["role"] == "user":
+        rest[0] = {"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}
+    return rest
 
 
 def _response_format(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any] | None:

@@ -40,6 +40,7 @@ class ScriptedProvider:
             model=spec.model,
             prompt_tokens=step.prompt_tokens,
             completion_tokens=step.completion_tokens,
+            cost_usd=step.cost_usd,
         )
 
 

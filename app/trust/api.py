@@ -9,8 +9,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.db import session_scope
-from app.core.errors import ConflictError, InvalidRequestError, NotFoundError
+from app.core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from app.deliberation.api import VerdictServiceDep
 from app.runtime import Runtime
+from app.security.deps import ReaderDep, Reviewer
+from app.security.principal import Principal
 from app.trust.models import ProposalKind, ProposalStatus
 from app.trust.outcomes import OutcomeService
 from app.trust.schemas import (
@@ -60,15 +69,19 @@ TrustDep = Annotated[TrustService, Depends(get_trust_service)]
 def resolve_actor(request: Request, claimed: str) -> str:
     """Return who performs a step, for the audit log.
 
-    The one place that decides it: today the name the body gives; once API keys with roles
-    exist (issue 6), the authenticated key's identity.
+    The one place that decides it: the authenticated API key's name whenever the request
+    carried a key, whatever the body claims; in local mode (no key exists) the name the body
+    gives.
     """
-    del request  # the authenticated identity will come from here
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None and principal.authenticated:
+        return principal.name
     return claimed
 
 
 def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
-    return {error.status_code: {"description": error.__doc__} for error in errors}
+    listed: tuple[type[Any], ...] = (UnauthorizedError, ForbiddenError, *errors)
+    return {error.status_code: {"description": error.__doc__} for error in listed}
 
 
 @router.post(
@@ -79,9 +92,18 @@ def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
     tags=["outcomes"],
 )
 async def post_outcome(
-    verdict_id: str, body: OutcomeCreate, request: Request, trust: TrustDep
+    caller: ReaderDep,
+    verdict_id: str,
+    body: OutcomeCreate,
+    request: Request,
+    verdicts: VerdictServiceDep,
+    trust: TrustDep,
 ) -> OutcomeOut:
-    """Record the correct option of a verdict; a second one must say it corrects the first."""
+    """Record the correct option of a verdict; a second one must say it corrects the first.
+
+    An agent reports outcomes of the verdicts it asked only.
+    """
+    await verdicts.ensure_visible(verdict_id, owner=caller.owner_scope)
     actor = resolve_actor(request, body.reported_by or body.source.value)
     return await OutcomeService(trust).record(verdict_id, body, actor=actor)
 
@@ -92,24 +114,27 @@ async def post_outcome(
     responses=_errors(NotFoundError),
     tags=["outcomes"],
 )
-async def get_outcomes(verdict_id: str, trust: TrustDep) -> OutcomeHistory:
-    """Return a verdict's outcomes, the one in force first."""
+async def get_outcomes(
+    caller: ReaderDep, verdict_id: str, verdicts: VerdictServiceDep, trust: TrustDep
+) -> OutcomeHistory:
+    """Return a verdict's outcomes, the one in force first (an agent: of its own verdicts)."""
+    await verdicts.ensure_visible(verdict_id, owner=caller.owner_scope)
     return await OutcomeService(trust).history(verdict_id)
 
 
-@router.get("/trust/stats", response_model=StatsOut)
+@router.get("/trust/stats", dependencies=[Reviewer], response_model=StatsOut)
 async def get_stats(trust: TrustDep, category: str | None = None) -> StatsOut:
     """Return trust statistics per juror, judge and baseline, per category."""
     return await trust.stats(category=category)
 
 
-@router.get("/trust/weights", response_model=WeightsOut)
+@router.get("/trust/weights", dependencies=[Reviewer], response_model=WeightsOut)
 async def get_weights(trust: TrustDep) -> WeightsOut:
     """Return the weights in force (version null: neutral)."""
     return await trust.weights()
 
 
-@router.get("/trust/weights/versions", response_model=list[VersionOut])
+@router.get("/trust/weights/versions", dependencies=[Reviewer], response_model=list[VersionOut])
 async def get_versions(trust: TrustDep) -> list[VersionOut]:
     """Return every approved weights version, newest first."""
     return await trust.versions()
@@ -117,6 +142,7 @@ async def get_versions(trust: TrustDep) -> list[VersionOut]:
 
 @router.post(
     "/trust/weights/rollback",
+    dependencies=[Reviewer],
     response_model=WeightsOut,
     responses=_errors(NotFoundError, ConflictError),
 )
@@ -128,6 +154,7 @@ async def post_rollback(body: RollbackRequest, request: Request, trust: TrustDep
 
 @router.post(
     "/trust/proposals",
+    dependencies=[Reviewer],
     status_code=201,
     response_model=ProposalOut,
     responses=_errors(ConflictError),
@@ -137,7 +164,7 @@ async def post_proposal(body: ProposalCreate, request: Request, trust: TrustDep)
     return await trust.propose(body, actor=resolve_actor(request, body.created_by))
 
 
-@router.get("/trust/proposals", response_model=ProposalPage)
+@router.get("/trust/proposals", dependencies=[Reviewer], response_model=ProposalPage)
 async def list_proposals(
     trust: TrustDep,
     status: ProposalStatus | None = None,
@@ -156,6 +183,7 @@ async def list_proposals(
 
 @router.get(
     "/trust/proposals/{proposal_id}",
+    dependencies=[Reviewer],
     response_model=ProposalOut,
     responses=_errors(NotFoundError),
 )
@@ -166,6 +194,7 @@ async def get_proposal(proposal_id: int, trust: TrustDep) -> ProposalOut:
 
 @router.post(
     "/trust/proposals/{proposal_id}/approve",
+    dependencies=[Reviewer],
     response_model=ProposalOut,
     responses=_errors(NotFoundError, ConflictError),
 )
@@ -179,6 +208,7 @@ async def approve_proposal(
 
 @router.post(
     "/trust/proposals/{proposal_id}/reject",
+    dependencies=[Reviewer],
     response_model=ProposalOut,
     responses=_errors(NotFoundError, ConflictError),
 )
@@ -190,13 +220,13 @@ async def reject_proposal(
     return await trust.reject(proposal_id, reviewer=reviewer, comment=body.comment)
 
 
-@router.post("/trust/rollback-check", response_model=ProposalOut | None)
+@router.post("/trust/rollback-check", dependencies=[Reviewer], response_model=ProposalOut | None)
 async def post_rollback_check(trust: TrustDep) -> ProposalOut | None:
     """Run the rollback check now; returns the rollback proposal it made, or null."""
     return await trust.check_rollback()
 
 
-@router.get("/trust/audit", response_model=AuditPage)
+@router.get("/trust/audit", dependencies=[Reviewer], response_model=AuditPage)
 async def get_audit(
     trust: TrustDep,
     subject: str | None = None,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.config import JuryConfig
-from app.core.errors import ConflictError, NotFoundError
+from app.core.errors import ConflictError, ForbiddenError, NotFoundError
 from app.deliberation.schemas import VerdictOut
 from app.trust.active import Effective, effective, juror_models
 from app.trust.drift import decider_counts, rollback_check
@@ -256,7 +256,17 @@ class TrustService:
     # --- deciding --------------------------------------------------------------------------
 
     async def approve(self, proposal_id: int, *, reviewer: str, comment: str) -> ProposalOut:
-        """Approve a pending proposal: create its version (or restore one) and activate it."""
+        """Approve a pending proposal: create its version (or restore one) and activate it.
+
+        Four eyes: whoever created a proposal may not approve it.
+        """
+        proposal = await self._get(proposal_id)
+        if proposal.created_by.casefold() == reviewer.casefold():
+            raise ForbiddenError(
+                f"'{reviewer}' created proposal {proposal_id} and may not approve it; "
+                "another reviewer must",
+                id=proposal_id,
+            )
         row = await self._claim(proposal_id, ProposalStatus.APPROVED, reviewer, comment)
         state = await self._repo.active()
         if row.kind == ProposalKind.ROLLBACK.value:

@@ -1,0 +1,1 @@
+"""Offline jurors: small GGUF models served by local llama.cpp servers that Jury supervises."""

@@ -1,0 +1,1 @@
+"""API keys with roles, the authenticated caller, and spend caps per key."""

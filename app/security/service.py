@@ -1,0 +1,113 @@
+"""API keys: creating, listing and revoking them, and authenticating a request by its key.
+
+With no key configured Jury runs in local mode: every caller is the local admin. Once a key
+exists, every request must carry one, and the process never goes back to local mode, even if
+every key is revoked later (an open server must never follow from a revocation).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.core.db import SessionMaker, session_scope
+from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnavailableError
+from app.security.models import ApiKey, Role
+from app.security.principal import LOCAL, Principal, hash_key, key_prefix, new_key
+from app.security.repository import KeyRepository
+from app.security.schemas import KeyCreate, KeyCreated, KeyOut
+
+logger = logging.getLogger("jury.security")
+
+
+class KeyService:
+    """Create, list and revoke keys inside the caller's unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._repo = KeyRepository(session)
+
+    async def create(self, body: KeyCreate) -> KeyCreated:
+        """Store a new key's hash and return the key, shown this once."""
+        if await self._repo.by_name(body.name) is not None:
+            raise ConflictError(f"a key named '{body.name}' already exists", name=body.name)
+        key = new_key()
+        row = await self._repo.add(
+            ApiKey(
+                name=body.name,
+                role=body.role.value,
+                prefix=key_prefix(key),
+                key_hash=hash_key(key),
+            )
+        )
+        return KeyCreated(**KeyOut.model_validate(row).model_dump(), key=key)
+
+    async def list(self) -> list[KeyOut]:
+        """Return every key, revoked ones included, oldest first."""
+        return [KeyOut.model_validate(row) for row in await self._repo.all()]
+
+    async def revoke(self, name_or_id: str) -> KeyOut:
+        """Revoke a key named, or numbered, ``name_or_id``; it stops working at once."""
+        row = await self._find(name_or_id)
+        assert row.id is not None
+        if not await self._repo.revoke(row.id, datetime.now(UTC)):
+            raise ConflictError(f"key '{row.name}' is already revoked", name=row.name)
+        await self._repo.session.refresh(row)
+        return KeyOut.model_validate(row)
+
+    async def _find(self, name_or_id: str) -> ApiKey:
+        row = await self._repo.by_name(name_or_id)
+        if row is None and name_or_id.isdigit():
+            row = await self._repo.session.get(ApiKey, int(name_or_id))
+        if row is None:
+            raise NotFoundError(f"no key named or numbered '{name_or_id}'", key=name_or_id)
+        return row
+
+
+class Authenticator:
+    """Turn a request's bearer key into a ``Principal``; built once per process."""
+
+    def __init__(self, sessionmaker: SessionMaker, *, require_keys: bool = False) -> None:
+        self._sessionmaker = sessionmaker
+        self._required = require_keys
+
+    @property
+    def required(self) -> bool:
+        """Return whether a key is known to be required (keys exist, or settings say so)."""
+        return self._required
+
+    async def start(self) -> None:
+        """Note at start-up whether keys exist, and say which mode Jury runs in."""
+        try:
+            required = await self.keys_required()
+        except UnavailableError as exc:
+            # A database that is down at start-up is /readyz's to report, not a reason to die.
+            logger.warning("API keys not checked at start-up: %s", exc.detail)
+            return
+        if not required:
+            logger.warning("local mode: no API key exists, requests are not authenticated")
+
+    async def authenticate(self, key: str | None) -> Principal:
+        """Return the caller of a request that presented ``key`` (None: no key)."""
+        if key is not None:
+            return await self._verify(key)
+        if await self.keys_required():
+            raise UnauthorizedError("an API key is required: send 'Authorization: Bearer <key>'")
+        return LOCAL
+
+    async def keys_required(self) -> bool:
+        """Return whether requests need a key; once true, it stays true for the process."""
+        if not self._required:
+            async with session_scope(self._sessionmaker) as session:
+                self._required = await KeyRepository(session).any_active()
+        return self._required
+
+    async def _verify(self, key: str) -> Principal:
+        async with session_scope(self._sessionmaker) as session:
+            row = await KeyRepository(session).by_hash(hash_key(key))
+        if row is None or row.revoked_at is not None or row.id is None:
+            raise UnauthorizedError("unknown or revoked API key")
+        # A key presented proves keys exist: local mode is over.
+        self._required = True
+        return Principal(name=row.name, role=Role(row.role), key_id=row.id)

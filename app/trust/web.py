@@ -1,0 +1,215 @@
+"""The reviewer's web page: pending proposals, their evidence and replay, decisions, history.
+
+Server-rendered with Jinja2 and no script. Autoescaping is on (``*.html`` templates), so every
+stored text (a question, a reason, a reviewer's comment) is shown as text, never as markup.
+Handlers are as thin as the JSON API's and call the same services in the same request-scoped
+unit of work (``app.trust.api``); a decision form posts here and is redirected (303) to the page
+that shows its result.
+
+    GET  /review                          pending proposals, decisions, weights history, audit
+    GET  /review/proposals/{id}           evidence, weight changes, flipped verdicts, the form
+    POST /review/proposals/{id}/approve   form fields reviewer, comment -> 303 /review?decided=
+    POST /review/proposals/{id}/reject    the same
+    GET  /review/verdicts/{id}            a verdict's transcript and its outcome
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from app.core.errors import ConflictError, NotFoundError
+from app.deliberation.api import VerdictServiceDep
+from app.deliberation.schemas import VerdictOut
+from app.trust.api import SessionDep, TrustDep, resolve_actor
+from app.trust.evidence import evidence_view
+from app.trust.models import ProposalStatus
+from app.trust.outcomes import OutcomeService
+from app.trust.schemas import Decision, ProposalOut
+
+AUDIT_LIMIT = 50
+DECIDED_LIMIT = 20
+PAST = {"approve": "approved", "reject": "rejected"}
+
+router = APIRouter(prefix="/review", tags=["review"], include_in_schema=False)
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["num"] = _num
+
+
+async def decision_form(request: Request) -> dict[str, str]:
+    """Read the decision form: the page posts it URL-encoded, which needs no multipart parser."""
+    fields = parse_qs((await request.body()).decode(errors="replace"), keep_blank_values=True)
+    return {name: fields.get(name, [""])[0] for name in ("reviewer", "comment")}
+
+
+DecisionForm = Annotated[dict[str, str], Depends(decision_form)]
+
+
+def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _missing(request: Request, error: NotFoundError) -> HTMLResponse:
+    return _page(request, "missing.html", status_code=404, detail=error.detail)
+
+
+def _subject_url(request: Request, subject: str) -> str | None:
+    """Return the page of an audit entry's subject (a proposal or a verdict), if it has one."""
+    kind, _, key = subject.partition(":")
+    if kind == "proposal" and key.isdigit():
+        return str(request.url_for("review_proposal", proposal_id=key))
+    if kind == "verdict" and key:
+        return str(request.url_for("review_verdict", verdict_id=key))
+    return None
+
+
+@router.get("/review.css", name="review_css")
+async def stylesheet() -> FileResponse:
+    """Serve the page's one stylesheet."""
+    return FileResponse(HERE / "static" / "review.css", media_type="text/css")
+
+
+@router.get("", name="review_index", response_class=HTMLResponse)
+async def index(request: Request, trust: TrustDep, decided: int | None = None) -> Response:
+    """Show what awaits review, what was decided, the weights history and the audit log."""
+    pending = await trust.proposals(status=ProposalStatus.PROPOSED.value, limit=50)
+    recent = await trust.proposals(limit=DECIDED_LIMIT + len(pending.items))
+    audit = await trust.audit(limit=AUDIT_LIMIT)
+    notice: ProposalOut | None = None
+    if decided is not None:
+        try:
+            notice = await trust.proposal(decided)
+        except NotFoundError:
+            notice = None
+    return _page(
+        request,
+        "index.html",
+        notice=notice,
+        pending=pending.items,
+        decided=[p for p in recent.items if p.status is not ProposalStatus.PROPOSED],
+        weights=await trust.weights(),
+        versions=await trust.versions(),
+        audit=[(entry, _subject_url(request, entry.subject)) for entry in audit.items],
+        audit_total=audit.total,
+    )
+
+
+async def _proposal_page(
+    request: Request,
+    proposal: ProposalOut,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return _page(
+        request,
+        "proposal.html",
+        status_code=status_code,
+        proposal=proposal,
+        evidence=evidence_view(proposal.evidence),
+        error=error,
+        form=form or {"reviewer": "", "comment": ""},
+    )
+
+
+@router.get("/proposals/{proposal_id}", name="review_proposal", response_class=HTMLResponse)
+async def proposal_page(proposal_id: int, request: Request, trust: TrustDep) -> Response:
+    """Show one proposal: its evidence, weight changes, replay and the decision form."""
+    try:
+        proposal = await trust.proposal(proposal_id)
+    except NotFoundError as exc:
+        return _missing(request, exc)
+    return await _proposal_page(request, proposal)
+
+
+async def _decide(
+    request: Request,
+    session: SessionDep,
+    trust: TrustDep,
+    proposal_id: int,
+    action: Literal["approve", "reject"],
+    form: dict[str, str],
+) -> Response:
+    """Approve or reject through the service; on failure show the proposal and what went wrong."""
+    try:
+        proposal = await trust.proposal(proposal_id)
+    except NotFoundError as exc:
+        return _missing(request, exc)
+    failed = f"Not {PAST[action]}"
+    try:
+        body = Decision.model_validate(form)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        error = f"{failed}: {problems}."
+        return await _proposal_page(request, proposal, error=error, status_code=422, form=form)
+    decide = trust.approve if action == "approve" else trust.reject
+    try:
+        await decide(
+            proposal_id, reviewer=resolve_actor(request, body.reviewer), comment=body.comment
+        )
+    except ConflictError as exc:
+        # Nothing of the failed step may be committed with the page that reports it.
+        await session.rollback()
+        proposal = await trust.proposal(proposal_id)
+        error = f"{failed}: {exc.detail}."
+        return await _proposal_page(request, proposal, error=error, status_code=409, form=form)
+    url = request.url_for("review_index").include_query_params(decided=proposal_id)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.post("/proposals/{proposal_id}/approve", name="review_approve")
+async def approve(
+    proposal_id: int,
+    request: Request,
+    session: SessionDep,
+    trust: TrustDep,
+    form: DecisionForm,
+) -> Response:
+    """Approve a pending proposal: its version becomes the active one."""
+    return await _decide(request, session, trust, proposal_id, "approve", form)
+
+
+@router.post("/proposals/{proposal_id}/reject", name="review_reject")
+async def reject(
+    proposal_id: int,
+    request: Request,
+    session: SessionDep,
+    trust: TrustDep,
+    form: DecisionForm,
+) -> Response:
+    """Reject a pending proposal; the weights in force do not change."""
+    return await _decide(request, session, trust, proposal_id, "reject", form)
+
+
+@router.get("/verdicts/{verdict_id}", name="review_verdict", response_class=HTMLResponse)
+async def verdict_page(
+    verdict_id: str, request: Request, verdicts: VerdictServiceDep, trust: TrustDep
+) -> Response:
+    """Show a verdict's whole transcript and the outcome recorded for it."""
+    try:
+        verdict = await verdicts.get(verdict_id)
+        outcomes = await OutcomeService(trust).history(verdict_id)
+    except NotFoundError as exc:
+        return _missing(request, exc)
+    complete = verdict if isinstance(verdict, VerdictOut) else None
+    return _page(request, "verdict.html", verdict=verdict, complete=complete, outcomes=outcomes)

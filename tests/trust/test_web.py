@@ -1,0 +1,199 @@
+"""The reviewer's web page through the ASGI client: pages, forms, errors and escaping."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+
+from .harness import SMALL_PLAN, Served, propose, seed, serve
+
+pytestmark = pytest.mark.anyio
+
+SCRIPT = "<script>alert('x')</script>"
+
+
+class Page(HTMLParser):
+    """An HTML response read as a person sees it: its text (spaces collapsed) and its links."""
+
+    def __init__(self, response: httpx.Response, status: int = 200) -> None:
+        super().__init__()
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        self.html = response.text
+        self.hrefs: list[str] = []
+        self._text: list[str] = []
+        self.feed(response.text)
+        self.text = " ".join(" ".join(self._text).split())
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Collect a link's address."""
+        href = dict(attrs).get("href")
+        if tag == "a" and href is not None:
+            self.hrefs.append(href)
+
+    def handle_data(self, data: str) -> None:
+        """Collect text (entities arrive decoded)."""
+        self._text.append(data)
+
+    def links(self, containing: str) -> list[str]:
+        """Return the link addresses that contain ``containing``."""
+        return [href for href in self.hrefs if containing in href]
+
+
+async def _pending(served: Served, **body: Any) -> dict[str, Any]:
+    await seed(served, SMALL_PLAN)
+    return await propose(served.client, **body)
+
+
+def _form(reviewer: str = "rita", comment: str = "evidence checked") -> dict[str, str]:
+    return {"reviewer": reviewer, "comment": comment}
+
+
+async def test_the_index_shows_pending_proposals_weights_and_audit(trust_sqlite: str) -> None:
+    async with serve(trust_sqlite) as served:
+        proposal = await _pending(served, created_by="ops-bot")
+        page = Page(await served.client.get("/review"))
+        assert "Pending proposals" in page.text
+        assert page.links("/review/proposals/")[0].endswith(f"/review/proposals/{proposal['id']}")
+        assert "No version approved yet: the neutral weights are in force." in page.text
+        assert "proposal.created" in page.text
+        assert "ops-bot" in page.text
+        css = await served.client.get("/review/review.css")
+        assert (css.status_code, css.headers["content-type"]) == (200, "text/css; charset=utf-8")
+
+
+async def test_a_proposal_page_shows_evidence_and_links_flips_to_transcripts(
+    trust_sqlite: str,
+) -> None:
+    async with serve(trust_sqlite) as served:
+        proposal = await _pending(served)
+        page = Page(await served.client.get(f"/review/proposals/{proposal['id']}"))
+        flipped = proposal["replay"]["flipped"]
+        assert flipped, "the small plan must flip decisions"
+        assert f"Flipped verdicts ({len(flipped)})" in page.text
+        # The evidence table: one row per (juror, category) cell, with its posterior accuracy.
+        evidence = page.html.split('<section id="evidence">')[1]
+        cells = proposal["evidence"]["cells"]
+        assert evidence.count("<td>alpha</td>") == sum(c["juror"] == "alpha" for c in cells)
+        alpha = next(c for c in cells if (c["juror"], c["category"]) == ("alpha", "deploy"))
+        accuracy = alpha["accuracy"]
+        assert f"{accuracy['mean']:.3f} [{accuracy['lower']:.3f}, " in page.text
+        transcripts = page.links("/review/verdicts/")
+        assert [href.rsplit("/", 1)[1] for href in transcripts] == flipped
+        transcript = Page(await served.client.get(transcripts[0]))
+        assert "Go ahead with this deploy change?" in transcript.text
+        assert "Round 1" in transcript.text
+        assert "Round 2" in transcript.text
+        assert "I say reject." in transcript.text
+        assert "Outcome" in transcript.text
+        assert "(dataset, recorded by dataset," in transcript.text
+
+
+async def test_approving_through_the_form_activates_a_version(trust_database: str) -> None:
+    async with serve(trust_database) as served:
+        client = served.client
+        proposal = await _pending(served)
+        url = f"/review/proposals/{proposal['id']}"
+        posted = await client.post(f"{url}/approve", data=_form())
+        assert posted.status_code == 303
+        assert posted.headers["location"].endswith(f"/review?decided={proposal['id']}")
+        stored = (await client.get(f"/trust/proposals/{proposal['id']}")).json()
+        decision = (stored["status"], stored["decided_by"], stored["version"])
+        assert decision == ("approved", "rita", 1)
+        assert (await client.get("/trust/weights")).json()["version"] == 1
+        index = Page(await client.get(posted.headers["location"]))
+        notice = f"Proposal #{proposal['id']} is approved by rita: version 1 is now active."
+        assert notice in index.text
+        assert "In force: version 1 — approved by rita" in index.text
+        assert '<span class="badge active">active</span>' in index.html
+        assert f"rita proposal.approved proposal:{proposal['id']} evidence checked" in index.text
+        # A decided proposal shows its fate and no form.
+        decided = Page(await client.get(url))
+        assert "<form" not in decided.html
+        assert "Comment evidence checked Made active version 1" in decided.text
+
+
+async def test_rejecting_through_the_form_changes_no_weights(trust_sqlite: str) -> None:
+    async with serve(trust_sqlite) as served:
+        client = served.client
+        proposal = await _pending(served)
+        form = _form("sam", "too few outcomes")
+        posted = await client.post(f"/review/proposals/{proposal['id']}/reject", data=form)
+        assert posted.status_code == 303
+        stored = (await client.get(f"/trust/proposals/{proposal['id']}")).json()
+        assert (stored["status"], stored["comment"]) == ("rejected", "too few outcomes")
+        assert (await client.get("/trust/weights")).json()["version"] is None
+        index = Page(await client.get(posted.headers["location"]))
+        assert f"Proposal #{proposal['id']} is rejected by sam." in index.text
+        assert "No proposal awaits review." in index.text
+        assert f"sam proposal.rejected proposal:{proposal['id']} too few outcomes" in index.text
+
+
+async def test_deciding_a_decided_proposal_is_a_clear_409(trust_sqlite: str) -> None:
+    async with serve(trust_sqlite) as served:
+        client = served.client
+        proposal = await _pending(served)
+        url = f"/review/proposals/{proposal['id']}"
+        assert (await client.post(f"{url}/reject", data=_form())).status_code == 303
+        again = Page(await client.post(f"{url}/approve", data=_form("sam", "late")), 409)
+        error = f"Not approved: proposal {proposal['id']} is rejected, not proposed."
+        assert error in again.text
+        assert '<span class="badge rejected">rejected</span>' in again.html
+        assert (await client.get("/trust/weights")).json()["version"] is None
+        audit = (await client.get("/trust/audit")).json()["items"]
+        assert [e["action"] for e in audit].count("proposal.approved") == 0
+
+
+async def test_a_blank_comment_is_refused_and_the_form_kept(trust_sqlite: str) -> None:
+    async with serve(trust_sqlite) as served:
+        client = served.client
+        proposal = await _pending(served)
+        url = f"/review/proposals/{proposal['id']}/approve"
+        refused = Page(await client.post(url, data=_form("rita", "   ")), 422)
+        assert "Not approved: comment: String should have at least 1 character." in refused.text
+        assert 'value="rita"' in refused.html
+        missing = Page(await client.post(url, data={"comment": "fine"}), 422)
+        assert "Not approved: reviewer: String should have at least 1 character." in missing.text
+        stored = (await client.get(f"/trust/proposals/{proposal['id']}")).json()
+        assert stored["status"] == "proposed"
+
+
+async def test_unknown_proposals_and_verdicts_are_404_pages(trust_sqlite: str) -> None:
+    async with serve(trust_sqlite) as served:
+        client = served.client
+        assert "proposal 999 not found" in Page(await client.get("/review/proposals/999"), 404).text
+        posted = Page(await client.post("/review/proposals/999/approve", data=_form()), 404)
+        assert "proposal 999 not found" in posted.text
+        verdict = Page(await client.get("/review/verdicts/nope"), 404)
+        assert "verdict 'nope' not found" in verdict.text
+
+
+async def test_user_text_is_escaped_everywhere(trust_sqlite: str) -> None:
+    async with serve(trust_sqlite) as served:
+        client = served.client
+        proposal = await _pending(served, reason=SCRIPT, created_by="<b>bot</b>")
+        posted = await client.post(
+            f"/review/proposals/{proposal['id']}/reject",
+            data=_form("<i>rita</i>", '<img src=x onerror="alert(1)">'),
+        )
+        assert posted.status_code == 303
+        asked = await client.post("/verdict", json={"question": f"Deploy {SCRIPT}?"})
+        assert asked.status_code == 200, asked.text
+        pages = [
+            Page(await client.get("/review")),
+            Page(await client.get(f"/review/proposals/{proposal['id']}")),
+            Page(await client.get(f"/review/verdicts/{asked.json()['id']}")),
+        ]
+        for page in pages:
+            for markup in ("<script", "<img", "<b>", "<i>"):
+                assert markup not in page.html
+        index, proposal_page, transcript = pages
+        # Shown as text: what the person sees is exactly what was typed.
+        assert '<img src=x onerror="alert(1)">' in index.text
+        assert f"Reason {SCRIPT}" in proposal_page.text
+        assert "<b>bot</b>" in proposal_page.text
+        assert "<i>rita</i>" in proposal_page.text
+        assert f"Question: Deploy {SCRIPT}?" in transcript.text
