@@ -18,6 +18,7 @@ from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictReque
 from app.security.cli import keys_app, serving_mode
 from app.trust.cli import trust_app
 from eval.cli import eval_app
+from eval.perf.cli import bench
 
 app = typer.Typer(help="Jury: multi-model jury deliberation.", no_args_is_help=True)
 verdicts_app = typer.Typer(help="Read recorded verdicts.", no_args_is_help=True)
@@ -27,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(trust_app, name="trust")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
+app.command()(bench)
 
 _settings = settings_for
 _run = run_in_runtime
@@ -56,6 +58,31 @@ def serve(
         # as interrupted before the lifespan closes the database.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Verdicts at once (default: JURY_WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Deliberate the asynchronous verdicts queued on Redis (JURY_REDIS_URL); run several."""
+    import logging
+
+    import anyio
+
+    from app.worker import run_worker
+
+    settings = _settings(config)
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    try:
+        anyio.run(run_worker, settings)
+    except JuryError as exc:
+        errors.print(f"[bold red]{exc.code}[/]: {exc.detail}")
+        raise typer.Exit(2) from None
 
 
 class ProgressPrinter:

@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, config=config) as runtime:
+        async with open_runtime(settings, config=config, run_queue=True) as runtime:
             app.state.runtime = runtime
             app.state.verdict_service = runtime.verdicts
             yield

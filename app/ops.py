@@ -7,12 +7,17 @@ names and enums). Keep them off the public interface with the network, not with 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+
+from app.core import metrics as core_metrics
+from app.core.errors import UnavailableError
+from app.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
 
@@ -25,22 +30,43 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Say whether the process can serve verdicts: its database must answer."""
-    checks: dict[str, Any] = {}
-    try:
-        async with request.app.state.runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unavailable: {type(exc).__name__}"
+    """Say whether the process can serve verdicts: its database must answer.
+
+    Redis is not needed to serve verdicts: without it the process is ``degraded`` (still 200),
+    with in-process rate limits, idempotency keys, progress events and queue.
+    """
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, Any] = {"database": await _database(runtime), "redis": await _redis(runtime)}
     ready = checks["database"] == "ok"
+    status = "unavailable" if not ready else "ready"
+    if ready and checks["redis"] not in ("ok", "not configured"):
+        status = "degraded"
     return JSONResponse(
-        status_code=200 if ready else 503,
-        content={"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503, content={"status": status, "checks": checks}
     )
 
 
+async def _database(runtime: Runtime) -> str:
+    try:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
+
+
+async def _redis(runtime: Runtime) -> str:
+    if runtime.redis is None:
+        return "not configured"
+    failure = await runtime.redis.probe()
+    return "ok" if failure is None else f"degraded: {failure}"
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
     """Expose Prometheus metrics."""
+    runtime: Runtime = request.app.state.runtime
+    # With the database down the gauge keeps its last value; /readyz says why.
+    with contextlib.suppress(UnavailableError):
+        core_metrics.QUEUED_VERDICTS.set(await runtime.verdicts.count_queued())
     return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -13,12 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.config import JuryConfig, load_config
 from app.core.db import SessionMaker, create_engine, create_sessionmaker
 from app.core.migrate import upgrade
+from app.core.redis import RedisLink, open_redis
 from app.core.settings import Settings
+from app.deliberation.idempotency import IdempotencyKeys
+from app.deliberation.intake import Intake
+from app.deliberation.jobs import VerdictJobs
+from app.deliberation.progress import Progress, ProgressBus
+from app.deliberation.queue import MemoryQueue, VerdictQueue, make_broker, recover
 from app.deliberation.service import VerdictService
 from app.providers.hub import ProviderHub
 from app.providers.local.runtime import serve_local_models
 from app.providers.preflight import check_hosted_credentials, check_ollama_models
 from app.security.ledger import DatabaseSpendLedger
+from app.security.ratelimit import RateLimiter
 from app.security.service import Authenticator
 from app.security.spend import SpendGuard
 from app.trust.active import TrustSource
@@ -38,24 +45,56 @@ class Runtime:
     trust: TrustSource
     trust_policy: TrustPolicy
     auth: Authenticator
+    redis: RedisLink | None
+    jobs: VerdictJobs
+    queue: VerdictQueue
+    intake: Intake
+    progress: Progress
 
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, config: JuryConfig | None = None
+    settings: Settings, *, config: JuryConfig | None = None, run_queue: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Load the config, serve its local models, open the database and build the services."""
+    """Load the config, serve its local models, open the database and build the services.
+
+    ``run_queue``: this process runs queued verdicts itself (``jury serve``): those sent while
+    Redis failed, and, without Redis, all of them, those a previous process left included.
+    """
     config = config or load_config(settings.config)
     async with (
         serve_local_models(config) as local_limiter,
-        _open_services(settings, config, local_limiter) as runtime,
+        open_redis(settings) as link,
+        _open_services(settings, config, local_limiter, link) as runtime,
+        AsyncExitStack() as stack,
     ):
+        if run_queue:
+            await _run_queue(stack, runtime)
         yield runtime
+
+
+async def _run_queue(stack: AsyncExitStack, runtime: Runtime) -> None:
+    """Serve the in-process queue until the runtime closes; without Redis, take up leftovers."""
+    group = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(group.cancel_scope.cancel)
+    # Unwound first: queued verdicts in progress get the shutdown grace, like requests do.
+    stack.push_async_callback(_drain, runtime)
+    await group.start(runtime.queue.memory.serve)
+    if runtime.redis is None:
+        await recover(runtime.queue.memory, runtime.sessionmaker)
+
+
+async def _drain(runtime: Runtime) -> None:
+    with anyio.CancelScope(shield=True):
+        await runtime.verdicts.shutdown(runtime.settings.shutdown_grace_s)
 
 
 @asynccontextmanager
 async def _open_services(
-    settings: Settings, config: JuryConfig, local_limiter: anyio.CapacityLimiter | None
+    settings: Settings,
+    config: JuryConfig,
+    local_limiter: anyio.CapacityLimiter | None,
+    link: RedisLink | None,
 ) -> AsyncIterator[Runtime]:
     """Migrate and open the database, and build the services."""
     check_hosted_credentials(config, os.environ)
@@ -68,6 +107,7 @@ async def _open_services(
     hub = ProviderHub(config, local_limiter=local_limiter)
     trust = TrustSource(sessionmaker, config)
     auth = Authenticator(sessionmaker, require_keys=settings.require_api_keys)
+    bus = ProgressBus(link, ttl_s=settings.events_ttl_s)
     verdicts = VerdictService(
         config=config,
         hub=hub,
@@ -76,6 +116,22 @@ async def _open_services(
         weights=trust,
         calibration=trust,
         spend=SpendGuard(DatabaseSpendLedger(sessionmaker), config.budgets),
+        progress=bus,
+    )
+    jobs = VerdictJobs(verdicts, sessionmaker, lease_s=settings.worker_lease_s)
+    queue = VerdictQueue(
+        MemoryQueue(jobs, concurrency=settings.worker_concurrency, retry_s=settings.worker_lease_s),
+        link=link,
+        broker=make_broker(settings, settings.redis_url, worker=False)
+        if settings.redis_url
+        else None,
+    )
+    intake = Intake(
+        config=config,
+        verdicts=verdicts,
+        queue=queue,
+        limiter=RateLimiter(settings.rate_limit_per_minute, link),
+        keys=IdempotencyKeys(link, ttl_s=settings.idempotency_ttl_s),
     )
     try:
         # Weights learned for a juror's previous model do not apply; say so at start-up.
@@ -91,9 +147,15 @@ async def _open_services(
             trust=trust,
             trust_policy=TrustPolicy(),
             auth=auth,
+            redis=link,
+            jobs=jobs,
+            queue=queue,
+            intake=intake,
+            progress=Progress(bus, verdicts),
         )
     finally:
         # Before the engine goes: verdicts in progress finish, or record their interruption.
         with anyio.CancelScope(shield=True):
             await verdicts.shutdown(settings.shutdown_grace_s)
+            await queue.aclose()
         await engine.dispose()

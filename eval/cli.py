@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -70,7 +72,7 @@ def run(
         limit=limit,
         concurrency=concurrency,
         seed=seed,
-        meta={"config": str(settings.config)},
+        meta={"config": str(settings.config), "command": shlex.join(["jury", *sys.argv[1:]])},
     )
 
     async def work(runtime: Runtime) -> Report:

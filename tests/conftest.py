@@ -1,4 +1,4 @@
-"""Shared fixtures: the anyio backend and the test databases (SQLite and PostgreSQL).
+"""Shared fixtures: the anyio backend, the test databases (SQLite and PostgreSQL) and Redis.
 
 Isolation. The verdict service commits its own short transactions (the running row, then each
 model call as it completes, then the outcome), so that a crash mid-verdict leaves every finished
@@ -22,10 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy.exc import DBAPIError
 
 from app.core.migrate import upgrade_sync
 from tests.databases import empty_postgres, run_sql, sqlite_url, with_database
+from tests.redis_servers import REDIS_URL, flush
 
 # Importing litellm must never reach for the network (it would fetch its price map): the app sets
 # this in app.core.settings, but a test may import the litellm provider before that module.
@@ -100,4 +102,41 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Return a fresh, migrated database: a SQLite file, then PostgreSQL."""
     fixture = "sqlite_database" if request.param == "sqlite" else "postgres_database"
     url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Return the URL of a database with no tables at all."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "empty.db")
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"jury_migrate_{secrets.token_hex(4)}"
+    run_sql(server, f'CREATE DATABASE "{name}"', autocommit=True)
+    try:
+        yield with_database(server, name)
+    finally:
+        run_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Return the URL of the shared Redis server's test database, emptied."""
+    try:
+        flush(REDIS_URL)
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({type(exc).__name__}); start it or set "
+            "JURY_TEST_REDIS_URL"
+        )
+    return REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+def redis_or_none(request: pytest.FixtureRequest) -> str | None:
+    """Return None (in-process equivalents), then the shared Redis test database's URL."""
+    if request.param == "memory":
+        return None
+    url: str = request.getfixturevalue("redis_url")
     return url

@@ -104,3 +104,12 @@ def test_verdicts_show_unknown_id_exits_with_not_found(runner: CliRunner) -> Non
     assert result.exit_code == 2
     assert "not_found" in flat(result.stderr)
     assert "no-such-id" in flat(result.stderr)
+
+
+def test_worker_needs_redis(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JURY_REDIS_URL", raising=False)
+
+    result = runner.invoke(app, ["worker", *CONFIG])
+
+    assert result.exit_code == 2
+    assert "jury worker needs JURY_REDIS_URL" in flat(result.output)

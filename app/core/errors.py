@@ -4,11 +4,14 @@
     ├── ConfigError           the configuration is invalid (start-up)
     ├── NotFoundError         404 — a verdict or resource does not exist
     ├── ConflictError         409 — the request conflicts with recorded state
+    │   └── RequestInProgressError  409 — the same Idempotency-Key is still being answered
     ├── UnauthorizedError     401 — no API key, or one Jury does not know (WWW-Authenticate)
     ├── ForbiddenError        403 — the key's role may not do this
     ├── PayloadTooLargeError  413 — a field or the body is over its size limit
     ├── InvalidRequestError   422 — a field is valid JSON but not acceptable
+    │   └── IdempotencyKeyReusedError  422 — an Idempotency-Key sent again with another body
     ├── SpendCapError         429 — a key's daily spend cap is reached (Retry-After)
+    ├── RateLimitedError      429 — a key's requests per minute are spent (Retry-After)
     ├── NoQuorumError         503 — too few valid jurors; carries the partial positions
     └── UnavailableError      503 — a dependency (the database) is down
 
@@ -92,11 +95,41 @@ class InvalidRequestError(JuryError):
     code = "invalid_request"
 
 
+class RequestInProgressError(ConflictError):
+    """A request with this Idempotency-Key is still being answered; retry after it ends."""
+
+    code = "request_in_progress"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)}, **extra)
+
+
+class IdempotencyKeyReusedError(InvalidRequestError):
+    """This Idempotency-Key was used with another request body."""
+
+    code = "idempotency_key_reused"
+
+
 class SpendCapError(JuryError):
     """A spend cap is reached; ``Retry-After`` says when it resets."""
 
     status_code = 429
     code = "spend_cap_exceeded"
+
+    def __init__(self, detail: str, *, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(
+            detail,
+            headers={"Retry-After": str(retry_after_s)},
+            retry_after_s=retry_after_s,
+            **extra,
+        )
+
+
+class RateLimitedError(JuryError):
+    """The API key's requests per minute are spent; ``Retry-After`` says when to retry."""
+
+    status_code = 429
+    code = "rate_limited"
 
     def __init__(self, detail: str, *, retry_after_s: int, **extra: Any) -> None:
         super().__init__(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # LLM calls take from tens of milliseconds (local, cached) to minutes (long reasoning).
 LLM_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
@@ -43,4 +43,23 @@ HTTP_LATENCY = Histogram(
     "HTTP request duration by route template.",
     ["method", "route", "status"],
     buckets=HTTP_LATENCY_BUCKETS,
+)
+RATE_LIMITED = Counter(
+    "jury_rate_limited_requests_total", "Requests refused for a key's rate limit.", ["route"]
+)
+IDEMPOTENT_REPLAYS = Counter(
+    "jury_idempotent_replays_total", "Requests answered from an Idempotency-Key's record."
+)
+REDIS_FAILURES = Counter(
+    "jury_redis_failures_total",
+    "Redis commands that failed or timed out; Jury used its in-process fallback.",
+    ["operation"],
+)
+QUEUED_VERDICTS = Gauge(
+    "jury_verdicts_queued", "Asynchronous verdicts accepted and not yet claimed by a worker."
+)
+ASYNC_JOBS = Counter(
+    "jury_async_jobs_total",
+    "Asynchronous verdict jobs by what became of them (done, held, missing, released).",
+    ["outcome"],
 )

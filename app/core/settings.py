@@ -28,7 +28,51 @@ class Settings(BaseSettings):
 
     config: Path = Field(default=REPO_CONFIG_DIR / "jury.yaml", description="Jury YAML config.")
     database_url: str = Field(default="", description="SQLAlchemy URL; SQLite file if empty.")
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for idempotency keys, rate limits, progress events and the queue of "
+        "asynchronous verdicts, shared by every replica; in-process equivalents if unset.",
+    )
+    redis_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="Socket and connect timeout of every Redis command: the longest a request "
+        "waits on a Redis that is down or frozen before Jury carries on without it.",
+    )
+    redis_retry_after_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="After a Redis failure, how long Jury uses its in-process fallbacks before "
+        "trying Redis again.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=60, ge=0, description="Verdict requests per minute per API key; 0: no limit."
+    )
+    idempotency_ttl_s: int = Field(
+        default=86_400, gt=0, description="How long an Idempotency-Key's answer is replayed."
+    )
+    events_ttl_s: int = Field(
+        default=86_400, gt=0, description="How long a verdict's progress events are kept."
+    )
+    worker_concurrency: int = Field(
+        default=4, gt=0, le=256, description="Asynchronous verdicts one process runs at once."
+    )
+    worker_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A worker's claim on an asynchronous verdict lasts this long unless renewed "
+        "(every third of it); a crashed worker's verdict is taken over after it lapses.",
+    )
+    queue_redelivery_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="A queued job not acknowledged for this long (its worker died) is handed "
+        "to another worker. Keep it longer than worker_lease_s.",
+    )
     auto_migrate: bool = Field(default=True, description="Run Alembic migrations at start-up.")
     max_question_chars: int = Field(default=8_000, gt=0)
     max_context_chars: int = Field(default=200_000, gt=0)

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.core.errors import (
     ForbiddenError,
+    IdempotencyKeyReusedError,
     NoQuorumError,
     NotFoundError,
     PayloadTooLargeError,
-    SpendCapError,
+    RateLimitedError,
+    RequestInProgressError,
     UnauthorizedError,
-    UnavailableError,
 )
-from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictPage, VerdictRequest
+from app.deliberation.idempotency import MAX_KEY_CHARS
+from app.deliberation.intake import Intake, wants_async
+from app.deliberation.progress import Entry, Progress
+from app.deliberation.schemas import (
+    VerdictAccepted,
+    VerdictIncomplete,
+    VerdictOut,
+    VerdictPage,
+    VerdictRequest,
+)
 from app.deliberation.service import VerdictService
 from app.security.deps import AgentDep, ReaderDep
 
@@ -29,7 +41,35 @@ def get_verdict_service(request: Request) -> VerdictService:
     return service
 
 
+def get_intake(request: Request) -> Intake:
+    """Return the process's verdict intake, built in the lifespan."""
+    intake: Intake = request.app.state.runtime.intake
+    return intake
+
+
+def get_progress(request: Request) -> Progress:
+    """Return the process's progress streams, built in the lifespan."""
+    progress: Progress = request.app.state.runtime.progress
+    return progress
+
+
 VerdictServiceDep = Annotated[VerdictService, Depends(get_verdict_service)]
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+ProgressDep = Annotated[Progress, Depends(get_progress)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_CHARS,
+        description="Send the request again with the same key to get the same answer: one "
+        "deliberation per key (per API key), its answer replayed for a day.",
+    ),
+]
+Prefer = Annotated[
+    str | None,
+    Header(description="'respond-async': answer 202 at once, deliberate in a worker."),
+]
 
 
 def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
@@ -39,21 +79,80 @@ def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
 @router.post(
     "/verdict",
     response_model=VerdictOut,
-    responses=_errors(
-        UnauthorizedError,
-        ForbiddenError,
-        NoQuorumError,
-        PayloadTooLargeError,
-        SpendCapError,
-        UnavailableError,
-    ),
+    responses={
+        202: {"model": VerdictAccepted, "description": "Queued (asynchronous verdict)."},
+        **_errors(
+            UnauthorizedError,
+            ForbiddenError,
+            RequestInProgressError,
+            PayloadTooLargeError,
+            IdempotencyKeyReusedError,
+            RateLimitedError,
+            NoQuorumError,
+        ),
+    },
     summary="Deliberate on a judgement and return a recorded verdict",
 )
 async def post_verdict(
-    body: VerdictRequest, service: VerdictServiceDep, caller: AgentDep
-) -> VerdictOut:
-    """Run the panel, the rebuttal rounds and the judge; the verdict is stored before return."""
-    return await service.decide(body, api_key_id=caller.key_id)
+    body: VerdictRequest,
+    intake: IntakeDep,
+    caller: AgentDep,
+    idempotency_key: IdempotencyKey = None,
+    prefer: Prefer = None,
+) -> JSONResponse:
+    """Run the panel, the rebuttal rounds and the judge; the verdict is stored before return.
+
+    With ``Prefer: respond-async`` (or ``"mode": "async"``) the verdict is queued instead: 202
+    with its id and ``Location``; follow it at ``/verdicts/{id}/events``. 429 (``Retry-After``)
+    past the key's requests per minute or its daily spend cap; 503 for no quorum or a database
+    that is down.
+    """
+    reply = await intake.submit(
+        body,
+        caller=caller,
+        idempotency_key=idempotency_key,
+        respond_async=wants_async(prefer, body),
+    )
+    return JSONResponse(reply.body, status_code=reply.status_code, headers=reply.headers)
+
+
+@router.get(
+    "/verdicts/{verdict_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."},
+        **_errors(UnauthorizedError, ForbiddenError, NotFoundError),
+    },
+)
+async def verdict_events(
+    verdict_id: str,
+    progress: ProgressDep,
+    caller: ReaderDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+) -> StreamingResponse:
+    """Stream a verdict's progress as server-sent events until its verdict (or failure).
+
+    Events: ``juror_answered``, ``shift``, ``round_finished``, ``judge_answered``, then one of
+    ``verdict``, ``no_quorum``, ``failed``. A finished verdict is replayed; ``Last-Event-ID``
+    resumes after an event.
+    """
+    stream = await progress.follow(verdict_id, owner=caller.owner_scope, after=last_event_id)
+    return StreamingResponse(
+        server_sent(stream),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def server_sent(stream: AsyncIterator[Entry | None]) -> AsyncIterator[str]:
+    """Format progress entries as server-sent events; None as a keep-alive comment."""
+    async for entry in stream:
+        if entry is None:
+            yield ": keep-alive\n\n"
+            continue
+        event_id, event = entry
+        data = event.model_dump_json(exclude_none=True)
+        yield f"id: {event_id}\nevent: {event.type}\ndata: {data}\n\n"
 
 
 @router.get(

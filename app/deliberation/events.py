@@ -9,8 +9,11 @@ from pydantic import BaseModel
 from app.providers.errors import FailureKind
 
 EventType = Literal[
-    "juror_answered", "round_finished", "shift", "judge_answered", "verdict", "no_quorum"
+    "juror_answered", "round_finished", "shift", "judge_answered", "verdict", "no_quorum", "failed"
 ]
+
+# The events after which a verdict's stream has nothing more to say.
+TERMINAL_EVENTS: frozenset[EventType] = frozenset({"verdict", "no_quorum", "failed"})
 
 
 class Event(BaseModel):
@@ -41,3 +44,15 @@ class NullSink:
 
     async def publish(self, event: Event) -> None:
         """Do nothing."""
+
+
+class Tee:
+    """Publish each event to several sinks, in order."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self._sinks = sinks
+
+    async def publish(self, event: Event) -> None:
+        """Hand ``event`` to every sink."""
+        for sink in self._sinks:
+            await sink.publish(event)

@@ -56,6 +56,13 @@ class Verdict(SQLModel, table=True):
     cost_usd: float = 0.0
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    # Asynchronous verdicts: the worker whose claim holds the verdict, until when (renewed while
+    # it runs; a crashed worker's claim lapses and another takes over), and how many claimed it.
+    claimed_by: str | None = Field(default=None, max_length=36)
+    lease_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # The API key that asked; agents read only their own verdicts. None: local mode or CLI.
     api_key_id: int | None = Field(
         default=None,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,6 +44,72 @@ class VerdictRepository:
             setattr(verdict, name, value)
         self.session.add(verdict)
         await self.session.flush()
+
+    async def claim(self, verdict_id: str, worker: str, *, now: datetime, until: datetime) -> bool:
+        """Take a queued verdict, or one whose last claim lapsed, for ``worker`` until ``until``.
+
+        One conditional UPDATE: of any number of workers claiming at once, one succeeds.
+        """
+        claimable = or_(
+            col(Verdict.status) == "queued",
+            and_(
+                col(Verdict.status) == "running",
+                col(Verdict.claimed_by).is_not(None),
+                col(Verdict.lease_until) < as_utc(now),
+            ),
+        )
+        return await self._set_where(
+            [col(Verdict.id) == verdict_id, claimable],
+            status="running",
+            claimed_by=worker,
+            lease_until=as_utc(until),
+            attempts=col(Verdict.attempts) + 1,
+        )
+
+    async def renew(self, verdict_id: str, worker: str, *, until: datetime) -> bool:
+        """Extend ``worker``'s claim; False when the claim is no longer its own."""
+        return await self._set_where(self._held_by(verdict_id, worker), lease_until=as_utc(until))
+
+    async def update_claimed(self, verdict_id: str, worker: str, **values: Any) -> bool:
+        """Set columns only while ``worker``'s claim holds the verdict."""
+        return await self._set_where(self._held_by(verdict_id, worker), **values)
+
+    async def count_queued(self) -> int:
+        """Return how many verdicts wait for a worker."""
+        statement = select(func.count()).select_from(Verdict).where(Verdict.status == "queued")
+        return int((await self.session.exec(statement)).one())
+
+    async def unfinished_async_ids(self, *, limit: int = 1_000) -> Sequence[str]:
+        """Return asynchronous verdicts without an outcome: queued or claimed, oldest first."""
+        statement = (
+            select(Verdict.id)
+            .where(
+                or_(
+                    col(Verdict.status) == "queued",
+                    and_(col(Verdict.status) == "running", col(Verdict.claimed_by).is_not(None)),
+                )
+            )
+            .order_by(col(Verdict.created_at))
+            .limit(limit)
+        )
+        return (await self.session.exec(statement)).all()
+
+    def _held_by(self, verdict_id: str, worker: str) -> list[Any]:
+        return [
+            col(Verdict.id) == verdict_id,
+            col(Verdict.status) == "running",
+            col(Verdict.claimed_by) == worker,
+        ]
+
+    async def _set_where(self, conditions: list[Any], **values: Any) -> bool:
+        statement = (
+            update(Verdict)
+            .where(*conditions)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.exec(statement)
+        return result.rowcount == 1
 
     async def calls(self, verdict_id: str) -> Sequence[ModelCall]:
         """Return every model call of a verdict in the order they were stored."""

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from app.core.options import validate_options
 from app.providers.errors import FailureKind
 
-VerdictStatus = Literal["running", "completed", "no_quorum", "failed", "interrupted"]
+VerdictStatus = Literal["queued", "running", "completed", "no_quorum", "failed", "interrupted"]
 EscalateReason = Literal[
     "low_confidence",
     "degraded_panel",
@@ -45,6 +45,11 @@ class VerdictRequest(BaseModel):
     exclude_models: list[str] = Field(default_factory=list, max_length=50)
     authored_by: list[str] = Field(default_factory=list, max_length=50)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["sync", "async"] = Field(
+        default="sync",
+        description="'async': answer 202 with the verdict's id at once and deliberate in a "
+        "worker (as the header 'Prefer: respond-async' does).",
+    )
 
     @field_validator("question")
     @classmethod
@@ -220,6 +225,27 @@ class VerdictOut(BaseModel):
         if self.verdict not in self.options:
             raise ValueError("verdict must be one of the options")
         return self
+
+
+class VerdictAccepted(BaseModel):
+    """An asynchronous verdict, recorded and queued: where to read it and follow it."""
+
+    id: str
+    status: VerdictStatus
+    created_at: UtcDatetime
+    location: str = Field(description="GET it for the verdict once it is decided.")
+    events: str = Field(description="GET it for the live progress (server-sent events).")
+
+    @classmethod
+    def for_id(cls, verdict_id: str, *, created_at: datetime) -> VerdictAccepted:
+        """Return the answer for a verdict just queued."""
+        return cls(
+            id=verdict_id,
+            status="queued",
+            created_at=created_at,
+            location=f"/verdicts/{verdict_id}",
+            events=f"/verdicts/{verdict_id}/events",
+        )
 
 
 class VerdictSummary(BaseModel):

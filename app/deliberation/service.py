@@ -20,6 +20,7 @@ from app.core import metrics
 from app.core.config import JuryConfig, ModelSpec, Panel
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import (
+    ConflictError,
     InvalidRequestError,
     JuryError,
     NoQuorumError,
@@ -30,7 +31,7 @@ from app.core.errors import (
 from app.core.settings import Settings
 from app.deliberation.assembly import ConfidenceMap, Docket, assemble, rounds_out
 from app.deliberation.budget import RoundBudget
-from app.deliberation.events import Event, EventSink, NullSink
+from app.deliberation.events import Event, EventSink, NullSink, Tee
 from app.deliberation.inflight import InFlight
 from app.deliberation.models import Verdict
 from app.deliberation.prompts import Case
@@ -38,6 +39,7 @@ from app.deliberation.protocol import Hearing, NoQuorumReachedError, Transcript,
 from app.deliberation.recorder import CallRecorder
 from app.deliberation.repository import VerdictRepository
 from app.deliberation.schemas import (
+    VerdictAccepted,
     VerdictIncomplete,
     VerdictOut,
     VerdictPage,
@@ -68,6 +70,12 @@ class CalibrationSource(Protocol):
         ...
 
 
+class ClaimLostError(ConflictError):
+    """Another worker took over this asynchronous verdict: this worker's result is void."""
+
+    code = "claim_lost"
+
+
 class NeutralWeights:
     """Every juror weighs the same: the state before any weights are approved."""
 
@@ -89,6 +97,7 @@ class VerdictService:
         weights: WeightsSource | None = None,
         calibration: CalibrationSource | None = None,
         spend: SpendGuard | None = None,
+        progress: EventSink | None = None,
     ) -> None:
         self.config = config
         self._hub = hub
@@ -97,6 +106,8 @@ class VerdictService:
         self._weights = weights or NeutralWeights()
         self._calibration = calibration
         self._spend = spend
+        # Every verdict's events also go to the progress log that the SSE stream follows.
+        self._progress = progress or NullSink()
         self._in_flight = InFlight()
 
     async def decide(
@@ -115,13 +126,72 @@ class VerdictService:
         """
         verdict: VerdictOut | None = None
         with self._in_flight.track():
-            verdict = await self._decide(request, sink or NullSink(), api_key_id)
+            docket, hearing = await self._prepare(request)
+            reservation = await self._reserve(api_key_id)
+            verdict = await self._hear(
+                docket, hearing, request, self._sink(sink), reservation, api_key_id
+            )
         if verdict is None:
             raise UnavailableError(
                 "Jury is shutting down: the verdict was interrupted before it was decided "
                 "(recorded with status 'interrupted' if it had started)"
             )
         return verdict
+
+    async def submit(
+        self, request: VerdictRequest, *, api_key_id: int | None = None
+    ) -> VerdictAccepted:
+        """Check and record ``request`` as a queued verdict, for a worker to deliberate.
+
+        The checks of ``decide`` that need no model (sizes, panel) answer at once; the spend
+        cap is checked when a worker takes the verdict (a refusal is recorded as ``failed``).
+        """
+        docket, _hearing = await self._prepare(request)
+        await self._insert(docket, request, api_key_id, status="queued")
+        return VerdictAccepted.for_id(docket.verdict_id, created_at=docket.created_at)
+
+    async def decide_claimed(
+        self, verdict_id: str, *, worker: str, sink: EventSink | None = None
+    ) -> VerdictOut | None:
+        """Deliberate a queued verdict that ``worker`` has claimed; record it under the claim.
+
+        Returns None when shutdown interrupts it: the verdict goes back to the queue. Raises
+        ``ClaimLostError`` when another worker took it over meanwhile (nothing is recorded by
+        this one), and the errors of ``decide`` (recorded as the verdict's outcome).
+        """
+        events = self._sink(sink)
+        async with session_scope(self._sessionmaker) as session:
+            row = await VerdictRepository(session).get(verdict_id)
+        if row is None:
+            raise NotFoundError(f"verdict '{verdict_id}' not found", id=verdict_id)
+        verdict: VerdictOut | None = None  # stays None when shutdown interrupts the verdict
+        with self._in_flight.track():
+            verdict = await self._decide_claimed(row, worker, events)
+        # track() swallows shutdown's cancellation: the assignment above may not have happened.
+        return verdict  # noqa: RET504
+
+    async def _decide_claimed(self, row: Verdict, worker: str, events: EventSink) -> VerdictOut:
+        request = VerdictRequest.model_validate(row.request)
+        try:
+            docket, hearing = await self._prepare(
+                request, verdict_id=row.id, created_at=row.created_at
+            )
+            reservation = await self._reserve(row.api_key_id)
+        except JuryError as exc:
+            await self._finish(row.id, worker, status="failed", error=exc.body())
+            await events.publish(Event(type="failed", verdict_id=row.id, detail=exc.detail))
+            raise
+        return await self._hear(
+            docket, hearing, request, events, reservation, row.api_key_id, claim=worker
+        )
+
+    async def count_queued(self) -> int:
+        """Return how many asynchronous verdicts wait for a worker."""
+        async with session_scope(self._sessionmaker) as session:
+            return await VerdictRepository(session).count_queued()
+
+    def _sink(self, sink: EventSink | None) -> EventSink:
+        return Tee(sink, self._progress) if sink is not None else self._progress
 
     async def shutdown(self, grace_s: float) -> int:
         """Let in-flight verdicts finish for ``grace_s``, then interrupt the rest."""
@@ -130,24 +200,34 @@ class VerdictService:
             logger.warning("shutdown interrupted %d verdict(s) in progress", interrupted)
         return interrupted
 
-    async def _decide(
-        self, request: VerdictRequest, sink: EventSink, api_key_id: int | None
+    async def _hear(
+        self,
+        docket: Docket,
+        hearing: Hearing,
+        request: VerdictRequest,
+        sink: EventSink,
+        reservation: Reservation | None,
+        api_key_id: int | None,
+        *,
+        claim: str | None = None,
     ) -> VerdictOut:
-        docket, hearing = await self._prepare(request)
-        # Reserved before the verdict is recorded: a refused request leaves no row behind.
-        reservation = await self._reserve(api_key_id)
+        """Deliberate and record; ``claim``: the worker whose claimed row this is, else a new row.
+
+        The spend is reserved before the verdict is recorded: a refused request leaves no row.
+        """
         recorder = CallRecorder(self._sessionmaker, docket.verdict_id, sink)
         try:
-            await self._insert_running(docket, request, api_key_id)
+            if claim is None:
+                await self._insert(docket, request, api_key_id, status="running")
             started = time.perf_counter()
-            transcript = await self._deliberate(docket, hearing, recorder)
+            transcript = await self._deliberate(docket, hearing, recorder, claim)
             specs = {spec.name: spec for spec in self.config.models()}
             verdict = assemble(
                 docket, transcript, specs, latency_ms=(time.perf_counter() - started) * 1000
             )
             # Shielded: a verdict whose transcript is complete is stored, shutdown or not.
             with anyio.CancelScope(shield=True):
-                await self._record_completed(verdict)
+                await self._record_completed(verdict, claim)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._settle(reservation, recorder.spent)
@@ -162,7 +242,13 @@ class VerdictService:
         )
         return verdict
 
-    async def _prepare(self, request: VerdictRequest) -> tuple[Docket, Hearing]:
+    async def _prepare(
+        self,
+        request: VerdictRequest,
+        *,
+        verdict_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> tuple[Docket, Hearing]:
         """Check the request, seat the panel and read the trust settings in force."""
         self._check_sizes(request)
         panel_name, panel = self._panel(request.panel)
@@ -176,8 +262,8 @@ class VerdictService:
                 request.category, version=version, judge=judge
             )
         docket = Docket(
-            verdict_id=str(uuid.uuid4()),
-            created_at=datetime.now(UTC),
+            verdict_id=verdict_id or str(uuid.uuid4()),
+            created_at=created_at or datetime.now(UTC),
             question=request.question,
             options=tuple(request.options or self.config.protocol.default_options),
             category=request.category,
@@ -326,18 +412,17 @@ class VerdictService:
         return RoundBudget(tokens=budgets.per_verdict_tokens, usd=budgets.per_verdict_usd)
 
     async def _deliberate(
-        self, docket: Docket, hearing: Hearing, recorder: CallRecorder
+        self, docket: Docket, hearing: Hearing, recorder: CallRecorder, claim: str | None
     ) -> Transcript:
         try:
             if len(hearing.jurors) < hearing.quorum:
                 raise NoQuorumReachedError(Transcript(), len(hearing.jurors), hearing.quorum)
             return await deliberate(self._hub, hearing, recorder)
         except NoQuorumReachedError as exc:
-            raise await self._record_no_quorum(docket, exc, recorder.sink) from None
+            raise await self._record_no_quorum(docket, exc, recorder.sink, claim) from None
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                status = "failed" if isinstance(exc, Exception) else "interrupted"
-                await self._finish(docket.verdict_id, status=status, error={"detail": repr(exc)})
+                await self._record_failure(docket.verdict_id, exc, recorder.sink, claim)
             # A failed write inside a round's task group arrives wrapped: answer with the
             # Jury error itself (a 503 for a database fault), not a 500 for the group.
             error = _jury_error_in(exc)
@@ -345,13 +430,34 @@ class VerdictService:
                 raise error from exc
             raise
 
-    async def _insert_running(
-        self, docket: Docket, request: VerdictRequest, api_key_id: int | None
+    async def _record_failure(
+        self, verdict_id: str, exc: BaseException, sink: EventSink, claim: str | None
+    ) -> None:
+        """Record why a deliberation ended without a verdict.
+
+        Cancelled (shutdown): a claimed verdict goes back to the queue for another worker;
+        any other is recorded ``interrupted``.
+        """
+        if not isinstance(exc, Exception) and claim is not None:
+            await self._release(verdict_id, claim)
+            return
+        status = "failed" if isinstance(exc, Exception) else "interrupted"
+        await self._finish(verdict_id, claim, status=status, error={"detail": repr(exc)})
+        await sink.publish(Event(type="failed", verdict_id=verdict_id, detail=status))
+
+    async def _release(self, verdict_id: str, claim: str) -> None:
+        async with session_scope(self._sessionmaker) as session:
+            await VerdictRepository(session).update_claimed(
+                verdict_id, claim, status="queued", claimed_by=None, lease_until=None
+            )
+
+    async def _insert(
+        self, docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
     ) -> None:
         row = Verdict(
             id=docket.verdict_id,
             created_at=docket.created_at,
-            status="running",
+            status=status,
             question=request.question,
             context=request.context,
             options=list(docket.options),
@@ -365,9 +471,10 @@ class VerdictService:
         async with session_scope(self._sessionmaker) as session:
             await VerdictRepository(session).add(row)
 
-    async def _record_completed(self, verdict: VerdictOut) -> None:
+    async def _record_completed(self, verdict: VerdictOut, claim: str | None) -> None:
         await self._finish(
             verdict.id,
+            claim,
             status="completed",
             verdict=verdict.verdict,
             confidence=verdict.confidence,
@@ -384,7 +491,7 @@ class VerdictService:
         )
 
     async def _record_no_quorum(
-        self, docket: Docket, exc: NoQuorumReachedError, sink: EventSink
+        self, docket: Docket, exc: NoQuorumReachedError, sink: EventSink, claim: str | None
     ) -> NoQuorumError:
         rounds = rounds_out(exc.transcript)
         positions = [p.model_dump(mode="json") for r in rounds for p in r.positions]
@@ -395,7 +502,7 @@ class VerdictService:
             "positions": positions,
             "recused": list(docket.recused),
         }
-        await self._finish(docket.verdict_id, status="no_quorum", error=body)
+        await self._finish(docket.verdict_id, claim, status="no_quorum", error=body)
         metrics.QUORUM_FAILURES.labels(docket.panel).inc()
         metrics.VERDICTS.labels(
             "no_quorum", self._metric_category(docket.category), docket.panel
@@ -404,11 +511,20 @@ class VerdictService:
         detail = f"only {exc.valid} juror(s) gave a valid position; the quorum is {exc.quorum}"
         return NoQuorumError(detail, **body)
 
-    async def _finish(self, verdict_id: str, **values: Any) -> None:
+    async def _finish(self, verdict_id: str, claim: str | None, **values: Any) -> None:
+        """Record a verdict's end; under a claim, only while the claim is still this worker's."""
+        finished_at = datetime.now(UTC)
         async with session_scope(self._sessionmaker) as session:
-            await VerdictRepository(session).update(
-                verdict_id, finished_at=datetime.now(UTC), **values
-            )
+            repository = VerdictRepository(session)
+            if claim is None:
+                await repository.update(verdict_id, finished_at=finished_at, **values)
+                return
+            if not await repository.update_claimed(
+                verdict_id, claim, finished_at=finished_at, lease_until=None, **values
+            ):
+                raise ClaimLostError(
+                    f"verdict '{verdict_id}' was taken over by another worker", id=verdict_id
+                )
 
     def _metric_category(self, category: str) -> str:
         """Return a bounded label: configured categories by name, the rest as 'other'."""

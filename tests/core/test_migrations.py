@@ -7,13 +7,9 @@ stays at head for the other tests).
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -24,22 +20,6 @@ from sqlmodel import SQLModel
 from app.core.db import create_engine
 from app.core.migrate import alembic_config, downgrade_sync, upgrade_sync
 from app.core.tables import import_all_tables
-from tests.databases import run_sql, sqlite_url, with_database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Return the URL of a database with no tables at all."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path / "empty.db")
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"jury_migrate_{secrets.token_hex(4)}"
-    run_sql(server, f'CREATE DATABASE "{name}"', autocommit=True)
-    try:
-        yield with_database(server, name)
-    finally:
-        run_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True)
 
 
 def _inspect(url: str, work: Any) -> Any:

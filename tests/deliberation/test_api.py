@@ -13,8 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import JuryConfig, load_config
 from app.core.db import create_engine, create_sessionmaker
+from app.deliberation.idempotency import IdempotencyKeys
+from app.deliberation.intake import Intake
 from app.deliberation.service import VerdictService
 from app.main import create_app
+from app.security.ratelimit import RateLimiter
 from tests.builders import (
     SCRIPTED_CONFIG,
     app_client,
@@ -407,7 +410,10 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "redis": "not configured"},
+    }
 
 
 async def test_unreachable_database_is_not_ready_and_refuses_verdicts(sqlite_database: str) -> None:
@@ -417,13 +423,21 @@ async def test_unreachable_database_is_not_ready_and_refuses_verdicts(sqlite_dat
     try:
         async with serving(app) as client:
             runtime = app.state.runtime
-            app.state.runtime = replace(runtime, engine=unreachable)
-            app.state.verdict_service = VerdictService(
+            broken = VerdictService(
                 config=runtime.config,
                 hub=runtime.hub,
                 sessionmaker=create_sessionmaker(unreachable),
                 settings=runtime.settings,
             )
+            intake = Intake(
+                config=runtime.config,
+                verdicts=broken,
+                queue=runtime.queue,
+                limiter=RateLimiter(0, None),
+                keys=IdempotencyKeys(None, ttl_s=60),
+            )
+            app.state.runtime = replace(runtime, engine=unreachable, intake=intake)
+            app.state.verdict_service = broken
             ready = await client.get("/readyz")
             verdict = await client.post("/verdict", json={"question": "Ship?"})
     finally:

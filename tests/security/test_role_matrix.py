@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/verdict"): AGENT,
     ("GET", "/verdicts"): READER,
     ("GET", "/verdicts/{verdict_id}"): READER,
+    ("GET", "/verdicts/{verdict_id}/events"): READER,
     ("POST", "/verdicts/{verdict_id}/outcome"): READER,
     ("GET", "/verdicts/{verdict_id}/outcomes"): READER,
     # The trust workflow is the reviewers'.

@@ -135,16 +135,16 @@ async def _reject_the_calibration_proposal(page: Page, base: str) -> None:
 
 
 async def test_a_reviewer_approves_and_rejects_in_the_browser(
-    trust_sqlite: str, chromium: Path, tmp_path: Path
+    sqlite_database: str, chromium: Path, tmp_path: Path
 ) -> None:
-    async with serve(trust_sqlite) as served:
+    async with serve(sqlite_database) as served:
         await seed(served, SMALL_PLAN)
         proposal = await propose(served.client, created_by="ops-bot")
     flips = len(proposal["replay"]["flipped"])
     assert flips > 0
 
     async with (
-        live_server(trust_sqlite) as base,
+        live_server(sqlite_database) as base,
         httpx.AsyncClient(base_url=base, trust_env=False) as api,
         async_playwright() as playwright,
     ):

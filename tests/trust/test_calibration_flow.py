@@ -33,9 +33,9 @@ async def _seed(served: Served) -> None:
         await record_outcomes(served, dict(zip(ids, outcomes, strict=True)))
 
 
-async def test_an_approved_calibration_map_calibrates_the_confidence(trust_database: str) -> None:
+async def test_an_approved_calibration_map_calibrates_the_confidence(database_url: str) -> None:
     config = panel_config(judge_confidence=0.6, second_judge_confidence=0.9)
-    async with serve(trust_database, config) as served:
+    async with serve(database_url, config) as served:
         client = served.client
         await _seed(served)
         before = await ask(client, "deploy")
@@ -70,9 +70,9 @@ async def test_an_approved_calibration_map_calibrates_the_confidence(trust_datab
         )
 
 
-async def test_a_weights_approval_keeps_the_active_calibration(trust_sqlite: str) -> None:
+async def test_a_weights_approval_keeps_the_active_calibration(sqlite_database: str) -> None:
     config = panel_config(judge_confidence=0.6, second_judge_confidence=0.9)
-    async with serve(trust_sqlite, config) as served:
+    async with serve(sqlite_database, config) as served:
         client = served.client
         await _seed(served)
         calibration = await propose(client, kind="calibration")
@@ -87,9 +87,9 @@ async def test_a_weights_approval_keeps_the_active_calibration(trust_sqlite: str
         assert (await ask(client, "deploy"))["confidence"] == pytest.approx(0.5)
 
 
-async def test_a_map_fitted_for_another_judge_model_is_not_applied(trust_sqlite: str) -> None:
+async def test_a_map_fitted_for_another_judge_model_is_not_applied(sqlite_database: str) -> None:
     config = panel_config(judge_confidence=0.6, second_judge_confidence=0.9)
-    async with serve(trust_sqlite, config) as served:
+    async with serve(sqlite_database, config) as served:
         await _seed(served)
         proposal = await propose(served.client, kind="calibration")
         await served.client.post(f"/trust/proposals/{proposal['id']}/approve", json=REVIEWER)
@@ -101,7 +101,7 @@ async def test_a_map_fitted_for_another_judge_model_is_not_applied(trust_sqlite:
             "judge2": {"model": "openai/judge-v2", "api_base": LOOPBACK, "script": None}
         },
     )
-    async with serve(trust_sqlite, changed) as served:
+    async with serve(sqlite_database, changed) as served:
         source = served.runtime.trust
         specs = {spec.name: spec for spec in changed.judges}
         assert await source.calibration("deploy", version=1, judge=specs["judge"]) is not None

@@ -41,9 +41,9 @@ class Jury:
         return result.output
 
 
-def test_review_cycle_from_the_command_line(trust_sqlite: str, tmp_path: Path) -> None:
-    jury = Jury(trust_sqlite, _write_config(tmp_path))
-    verdict_ids = anyio.run(_seed, trust_sqlite)
+def test_review_cycle_from_the_command_line(sqlite_database: str, tmp_path: Path) -> None:
+    jury = Jury(sqlite_database, _write_config(tmp_path))
+    verdict_ids = anyio.run(_seed, sqlite_database)
 
     stats = jury("stats")
     assert "Trust statistics from 40 verdicts with outcomes; weights version neutral" in stats

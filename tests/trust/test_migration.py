@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
-import pytest
 from alembic import command
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from app.core.db import create_engine
 from app.core.migrate import alembic_config, downgrade_sync, upgrade_sync
-
-from .conftest import sqlite_url
 
 TRUST_TABLES = {
     "outcomes",
@@ -54,10 +49,5 @@ def _round_trip(url: str) -> None:
     assert tables(url) >= TRUST_TABLES
 
 
-def test_trust_migration_on_sqlite(tmp_path: Path) -> None:
-    _round_trip(sqlite_url(tmp_path / "empty.db"))
-
-
-@pytest.mark.postgres
-def test_trust_migration_on_postgres(empty_postgres: str) -> None:
-    _round_trip(empty_postgres)
+def test_trust_migration_round_trip(empty_database: str) -> None:
+    _round_trip(empty_database)

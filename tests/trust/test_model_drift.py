@@ -16,15 +16,15 @@ NEW_ALPHA = {
 
 
 async def test_a_changed_model_drops_its_weights(
-    trust_database: str, caplog: pytest.LogCaptureFixture
+    database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with serve(trust_database) as served:
+    async with serve(database_url) as served:
         await approved_version(served)
         learned = (await served.client.get("/trust/weights")).json()["weights"]
         assert "alpha" in learned["deploy"]
 
     caplog.set_level(logging.WARNING, logger="jury.trust")
-    async with serve(trust_database, panel_config(juror_overrides=NEW_ALPHA)) as served:
+    async with serve(database_url, panel_config(juror_overrides=NEW_ALPHA)) as served:
         # Reported at start-up...
         warning = next(r for r in caplog.records if r.name == "jury.trust")
         assert "alpha" in warning.getMessage()

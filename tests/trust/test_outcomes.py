@@ -17,8 +17,8 @@ from .harness import Served, ask, report, serve
 pytestmark = pytest.mark.anyio
 
 
-async def test_an_outcome_is_recorded_once(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_an_outcome_is_recorded_once(database_url: str) -> None:
+    async with serve(database_url) as served:
         verdict = await ask(served.client, "deploy")
         first = await report(served.client, verdict["id"], "approve", note="deployed fine")
         assert first.status_code == 201, first.text
@@ -41,8 +41,8 @@ async def test_an_outcome_is_recorded_once(trust_database: str) -> None:
         assert [item["correct_option"] for item in history["items"]] == ["approve"]
 
 
-async def test_a_correction_keeps_the_history_and_wins(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_a_correction_keeps_the_history_and_wins(database_url: str) -> None:
+    async with serve(database_url) as served:
         verdict_id = (await ask(served.client, "deploy"))["id"]
         first = (await report(served.client, verdict_id, "approve")).json()
         second = await report(
@@ -72,8 +72,8 @@ async def test_a_correction_keeps_the_history_and_wins(trust_database: str) -> N
         assert actions == ["outcome.corrected", "outcome.corrected", "outcome.recorded"]
 
 
-async def test_options_are_checked(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_options_are_checked(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         verdict_id = (await ask(served.client, "deploy"))["id"]
         unknown = await report(served.client, verdict_id, "maybe")
         assert unknown.status_code == 422
@@ -92,8 +92,8 @@ async def test_options_are_checked(trust_sqlite: str) -> None:
         assert accepted.json()["correct_option"] == "approve"
 
 
-async def test_unknown_verdict_and_nothing_to_correct(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_unknown_verdict_and_nothing_to_correct(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         missing = await report(served.client, "no-such-verdict", "approve")
         assert missing.status_code == 404
         assert (await served.client.get("/verdicts/no-such-verdict/outcomes")).status_code == 404
@@ -114,8 +114,8 @@ async def _record(served: Served, verdict_id: str, results: list[str]) -> None:
         results.append("conflict")
 
 
-async def test_two_concurrent_first_outcomes_store_one(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_two_concurrent_first_outcomes_store_one(database_url: str) -> None:
+    async with serve(database_url) as served:
         verdict_id = (await ask(served.client, "deploy"))["id"]
         results: list[str] = []
         async with anyio.create_task_group() as group:

@@ -14,8 +14,8 @@ from .harness import REVIEWER, SMALL_PLAN, Served, propose, seed, serve
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_decided_proposal_cannot_be_decided_again(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_a_decided_proposal_cannot_be_decided_again(database_url: str) -> None:
+    async with serve(database_url) as served:
         client = served.client
         await seed(served, SMALL_PLAN)
         proposal = await propose(client)
@@ -32,8 +32,8 @@ async def test_a_decided_proposal_cannot_be_decided_again(trust_database: str) -
         assert (await client.get("/trust/proposals/999")).status_code == 404
 
 
-async def test_decisions_need_a_reviewer_and_a_comment(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_decisions_need_a_reviewer_and_a_comment(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         await seed(served, SMALL_PLAN)
         proposal = await propose(served.client)
         url = f"/trust/proposals/{proposal['id']}/approve"
@@ -46,8 +46,8 @@ async def test_decisions_need_a_reviewer_and_a_comment(trust_sqlite: str) -> Non
         assert rollback_kind.status_code == 422
 
 
-async def test_a_new_proposal_supersedes_the_pending_one(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_a_new_proposal_supersedes_the_pending_one(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         client = served.client
         await seed(served, SMALL_PLAN)
         first = await propose(client)
@@ -85,8 +85,8 @@ async def _approve(served: Served, proposal_id: int, results: list[str]) -> None
         results.append("conflict")
 
 
-async def test_two_concurrent_approvals_one_wins(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_two_concurrent_approvals_one_wins(database_url: str) -> None:
+    async with serve(database_url) as served:
         await seed(served, SMALL_PLAN)
         proposal = await propose(served.client)
         results: list[str] = []
@@ -100,8 +100,8 @@ async def test_two_concurrent_approvals_one_wins(trust_database: str) -> None:
         assert [e["action"] for e in audit].count("proposal.approved") == 1
 
 
-async def test_rollback_guards(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_rollback_guards(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         client = served.client
         body = {"reviewer": "rita", "comment": "why not"}
         unknown = await client.post("/trust/weights/rollback", json={"version": 7, **body})
@@ -112,8 +112,8 @@ async def test_rollback_guards(trust_sqlite: str) -> None:
         assert negative.status_code == 422
 
 
-async def test_nothing_to_learn_from(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_nothing_to_learn_from(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         empty = await served.client.post("/trust/proposals", json={})
         assert empty.status_code == 409
         calibration = await served.client.post("/trust/proposals", json={"kind": "calibration"})

@@ -28,8 +28,8 @@ async def _rollbacks(served: Served) -> list[dict[str, Any]]:
     return items
 
 
-async def test_a_clear_drop_proposes_a_rollback_once(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_a_clear_drop_proposes_a_rollback_once(database_url: str) -> None:
+    async with serve(database_url) as served:
         await approved_version(served)
         later = await _later_verdicts(served, 40)
         # 29 wrong outcomes are not enough evidence (the policy asks for 30)...
@@ -68,8 +68,8 @@ async def test_a_clear_drop_proposes_a_rollback_once(trust_database: str) -> Non
         assert steps == [("proposal.approved", "rita"), ("proposal.created", "system")]
 
 
-async def test_no_rollback_while_the_new_weights_do_well(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_no_rollback_while_the_new_weights_do_well(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         await approved_version(served)
         later = await _later_verdicts(served, 35)
         await record_outcomes(served, dict.fromkeys(later, "approve"))

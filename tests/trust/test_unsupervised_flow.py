@@ -13,12 +13,12 @@ def _always(position: str) -> dict[str, object]:
     return {"script": {"rounds": [{"position": position, "confidence": 0.7, "reasoning": "So."}]}}
 
 
-async def test_without_outcomes_the_proposal_is_unsupervised(trust_sqlite: str) -> None:
+async def test_without_outcomes_the_proposal_is_unsupervised(sqlite_database: str) -> None:
     # Alpha and charlie always agree (approve); bravo always says reject.
     config = panel_config(
         juror_overrides={"bravo": _always("reject"), "charlie": _always("approve")}
     )
-    async with serve(trust_sqlite, config) as served:
+    async with serve(sqlite_database, config) as served:
         template = await ask(served.client, "deploy")
         await clone_verdicts(served, template, category="deploy", n=29)
 

@@ -52,8 +52,8 @@ def _form(reviewer: str = "rita", comment: str = "evidence checked") -> dict[str
     return {"reviewer": reviewer, "comment": comment}
 
 
-async def test_the_index_shows_pending_proposals_weights_and_audit(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_the_index_shows_pending_proposals_weights_and_audit(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         proposal = await _pending(served, created_by="ops-bot")
         page = Page(await served.client.get("/review"))
         assert "Pending proposals" in page.text
@@ -66,9 +66,9 @@ async def test_the_index_shows_pending_proposals_weights_and_audit(trust_sqlite:
 
 
 async def test_a_proposal_page_shows_evidence_and_links_flips_to_transcripts(
-    trust_sqlite: str,
+    sqlite_database: str,
 ) -> None:
-    async with serve(trust_sqlite) as served:
+    async with serve(sqlite_database) as served:
         proposal = await _pending(served)
         page = Page(await served.client.get(f"/review/proposals/{proposal['id']}"))
         flipped = proposal["replay"]["flipped"]
@@ -92,8 +92,8 @@ async def test_a_proposal_page_shows_evidence_and_links_flips_to_transcripts(
         assert "(dataset, recorded by dataset," in transcript.text
 
 
-async def test_approving_through_the_form_activates_a_version(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_approving_through_the_form_activates_a_version(database_url: str) -> None:
+    async with serve(database_url) as served:
         client = served.client
         proposal = await _pending(served)
         url = f"/review/proposals/{proposal['id']}"
@@ -116,8 +116,8 @@ async def test_approving_through_the_form_activates_a_version(trust_database: st
         assert "Comment evidence checked Made active version 1" in decided.text
 
 
-async def test_rejecting_through_the_form_changes_no_weights(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_rejecting_through_the_form_changes_no_weights(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         client = served.client
         proposal = await _pending(served)
         form = _form("sam", "too few outcomes")
@@ -132,8 +132,8 @@ async def test_rejecting_through_the_form_changes_no_weights(trust_sqlite: str) 
         assert f"sam proposal.rejected proposal:{proposal['id']} too few outcomes" in index.text
 
 
-async def test_deciding_a_decided_proposal_is_a_clear_409(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_deciding_a_decided_proposal_is_a_clear_409(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         client = served.client
         proposal = await _pending(served)
         url = f"/review/proposals/{proposal['id']}"
@@ -147,8 +147,8 @@ async def test_deciding_a_decided_proposal_is_a_clear_409(trust_sqlite: str) -> 
         assert [e["action"] for e in audit].count("proposal.approved") == 0
 
 
-async def test_a_blank_comment_is_refused_and_the_form_kept(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_a_blank_comment_is_refused_and_the_form_kept(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         client = served.client
         proposal = await _pending(served)
         url = f"/review/proposals/{proposal['id']}/approve"
@@ -161,8 +161,8 @@ async def test_a_blank_comment_is_refused_and_the_form_kept(trust_sqlite: str) -
         assert stored["status"] == "proposed"
 
 
-async def test_unknown_proposals_and_verdicts_are_404_pages(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_unknown_proposals_and_verdicts_are_404_pages(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         client = served.client
         assert "proposal 999 not found" in Page(await client.get("/review/proposals/999"), 404).text
         posted = Page(await client.post("/review/proposals/999/approve", data=_form()), 404)
@@ -171,8 +171,8 @@ async def test_unknown_proposals_and_verdicts_are_404_pages(trust_sqlite: str) -
         assert "verdict 'nope' not found" in verdict.text
 
 
-async def test_user_text_is_escaped_everywhere(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_user_text_is_escaped_everywhere(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         client = served.client
         proposal = await _pending(served, reason=SCRIPT, created_by="<b>bot</b>")
         posted = await client.post(

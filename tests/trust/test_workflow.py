@@ -128,20 +128,20 @@ async def _workflow(served: Served, ids: dict[str, list[str]]) -> None:
     assert audit["total"] == 200 + 6
 
 
-async def test_done_when_200_verdicts_through_the_api(trust_sqlite: str) -> None:
-    async with serve(trust_sqlite) as served:
+async def test_done_when_200_verdicts_through_the_api(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
         ids = await decide_and_report(served.client, PLAN)
         await _workflow(served, ids)
 
 
 @pytest.mark.postgres
-async def test_workflow_on_postgres(trust_postgres: str) -> None:
-    async with serve(trust_postgres) as served:
+async def test_workflow_on_postgres(postgres_database: str) -> None:
+    async with serve(postgres_database) as served:
         await _workflow(served, await seed(served, PLAN))
 
 
-async def test_rollback_restores_an_approved_version(trust_database: str) -> None:
-    async with serve(trust_database) as served:
+async def test_rollback_restores_an_approved_version(database_url: str) -> None:
+    async with serve(database_url) as served:
         client = served.client
         await approved_version(served)
         await client.post(

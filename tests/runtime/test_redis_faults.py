@@ -1,0 +1,119 @@
+"""Redis is a soft dependency: stopped or frozen, it costs a request one timeout at most.
+
+Each test runs a redis-server of its own on a free loopback port, then stops it or freezes it
+(SIGSTOP: connections stay open and commands get no answer, as with a hung server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.core.config import JuryConfig
+from tests.builders import app_client, make_settings, scripted_config, step
+from tests.redis_servers import redis_server
+
+pytestmark = pytest.mark.anyio
+
+QUESTION = {"question": "Ship release 4.2?"}
+TIMEOUT_S = 0.3
+# Head-room for a verdict of the scripted panel on a busy machine, Redis aside.
+VERDICT_S = 1.0
+
+
+def quick_panel() -> JuryConfig:
+    return scripted_config(
+        jurors={"alpha": [step("approve")], "bravo": [step("approve")]}, max_rounds=1
+    )
+
+
+async def timed_verdicts(client: httpx.AsyncClient, count: int) -> list[tuple[int, float]]:
+    """POST verdicts one after another (each with an Idempotency-Key); return status, seconds."""
+    answers = []
+    for number in range(count):
+        started = time.perf_counter()
+        response = await client.post(
+            "/verdict", json=QUESTION, headers={"Idempotency-Key": f"fault-{number}"}
+        )
+        answers.append((response.status_code, time.perf_counter() - started))
+    return answers
+
+
+async def decided(client: httpx.AsyncClient, location: str) -> str:
+    for _ in range(200):
+        status = str((await client.get(location)).json()["status"])
+        if status not in ("queued", "running"):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{location} was never decided")
+
+
+async def test_a_stopped_redis_degrades_but_verdicts_are_served(
+    sqlite_database: str, tmp_path: Path
+) -> None:
+    with redis_server(tmp_path) as server:
+        settings = make_settings(sqlite_database, redis_url=server.url, redis_timeout_s=TIMEOUT_S)
+        async with app_client(settings, quick_panel()) as client:
+            healthy = (await client.get("/readyz")).json()
+            server.stop()
+            answers = await timed_verdicts(client, 4)
+            degraded = await client.get("/readyz")
+            accepted = await client.post(
+                "/verdict", json=QUESTION, headers={"Prefer": "respond-async"}
+            )
+            queued_status = await decided(client, accepted.headers["location"])
+            events = await client.get(f"{accepted.headers['location']}/events")
+            metrics = (await client.get("/metrics")).text
+
+    assert healthy == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    assert [status for status, _ in answers] == [200, 200, 200, 200]
+    assert max(seconds for _, seconds in answers) < TIMEOUT_S + VERDICT_S
+    assert degraded.status_code == 200
+    assert degraded.json()["status"] == "degraded"
+    assert degraded.json()["checks"]["redis"].startswith("degraded: ")
+    # The queue and the event log fell back to this process.
+    assert (accepted.status_code, queued_status) == (202, "completed")
+    assert "event: verdict" in events.text
+    assert "jury_redis_failures_total" in metrics
+
+
+async def test_a_frozen_redis_costs_one_timeout_then_nothing(
+    sqlite_database: str, tmp_path: Path
+) -> None:
+    with redis_server(tmp_path) as server:
+        settings = make_settings(
+            sqlite_database,
+            redis_url=server.url,
+            redis_timeout_s=TIMEOUT_S,
+            redis_retry_after_s=30,
+        )
+        async with app_client(settings, quick_panel()) as client:
+            warm = await timed_verdicts(client, 1)  # connections open before the freeze
+            server.pause()
+            try:
+                answers = await timed_verdicts(client, 4)
+                replay = await client.post(
+                    "/verdict", json=QUESTION, headers={"Idempotency-Key": "fault-3"}
+                )
+                probe_started = time.perf_counter()
+                degraded = await client.get("/readyz")
+                probe_s = time.perf_counter() - probe_started
+            finally:
+                server.resume()
+            recovered = await client.get("/readyz")
+
+    assert warm[0][0] == 200
+    assert [status for status, _ in answers] == [200, 200, 200, 200]
+    # The first request meets the frozen Redis: one timeout; the breaker spares the others.
+    assert TIMEOUT_S * 0.9 <= answers[0][1] < TIMEOUT_S + VERDICT_S
+    assert max(seconds for _, seconds in answers[1:]) < TIMEOUT_S
+    # Idempotency kept working in-process meanwhile.
+    assert replay.status_code == 200
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert degraded.json()["checks"]["redis"] == "degraded: TimeoutError"
+    assert probe_s < TIMEOUT_S + 0.5
+    assert recovered.json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
