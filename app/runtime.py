@@ -158,4 +158,5 @@ async def _open_services(
         with anyio.CancelScope(shield=True):
             await verdicts.shutdown(settings.shutdown_grace_s)
             await queue.aclose()
+        await hub.aclose()
         await engine.dispose()

@@ -31,6 +31,7 @@ ScriptFailure = Literal[
     "timeout", "error", "rate_limited", "auth", "invalid_output", "invalid_once"
 ]
 StructuredOutput = Literal["json_schema", "json_object_schema", "json_object", "none"]
+Transport = Literal["litellm", "openai_compatible"]
 EarlyStop = Literal["unanimous", "never"]
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -89,6 +90,11 @@ class ModelSpec(Frozen):
     temperature: float = Field(default=0.0, ge=0, le=2)
     structured_output: StructuredOutput = "json_schema"
     max_concurrency: int | None = Field(default=None, ge=1, description="Shared call limit.")
+    transport: Transport = Field(
+        default="litellm",
+        description="openai_compatible: plain HTTP to a keyless self-hosted server at api_base, "
+        "without litellm (unpriced: such calls cost nothing Jury can measure).",
+    )
     local: LocalServe | None = None
     script: Script | None = None
 
@@ -123,6 +129,14 @@ class ModelSpec(Frozen):
             raise ValueError(f"'{self.name}' uses model 'scripted' but has no 'script' block")
         if not self.is_scripted and self.script is not None:
             raise ValueError(f"'{self.name}' has a 'script' block but model '{self.model}'")
+        if self.transport == "openai_compatible" and (
+            self.is_scripted or self.api_base is None or self.api_key_env is not None
+        ):
+            # The direct transport does not price calls: a key means a paid endpoint.
+            raise ValueError(
+                f"'{self.name}': transport openai_compatible needs an api_base and no "
+                "api_key_env (a keyless self-hosted server)"
+            )
         return self
 
 

@@ -8,7 +8,6 @@ from typing import Any
 import anyio
 
 from app.core import metrics
-from app.core.db import SessionMaker, session_scope
 from app.deliberation.answers import JudgeAnswer
 from app.deliberation.budget import spend_of
 from app.deliberation.calls import CallOutcome
@@ -16,23 +15,24 @@ from app.deliberation.events import Event, EventSink
 from app.deliberation.models import ModelCall
 from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.protocol import JurorTurn
-from app.deliberation.repository import VerdictRepository
+from app.deliberation.writer import CallWriter
 from app.security.spend import Spend
 
 
 class CallRecorder:
     """The protocol's observer for one verdict.
 
-    Each call is committed in its own short transaction, so that a crash mid-verdict still
-    leaves every finished call on record. Writes are serialised: SQLite has one writer.
+    Each call is committed as soon as it completes, before the protocol goes on, so that a
+    crash mid-verdict still leaves every finished call on record. The process's
+    ``CallWriter`` shares one transaction among the calls of concurrent verdicts that
+    complete together.
     """
 
-    def __init__(self, sessionmaker: SessionMaker, verdict_id: str, sink: EventSink) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, writer: CallWriter, verdict_id: str, sink: EventSink) -> None:
+        self._writer = writer
         self._verdict_id = verdict_id
         self.sink = sink
         self.spent = Spend()
-        self._lock = anyio.Lock()
 
     async def juror_answered(self, turn: JurorTurn) -> None:
         """Store, count and announce one juror call."""
@@ -96,11 +96,10 @@ class CallRecorder:
         _count(outcome)
         # Counted before the write: a call that was made is spent, stored or not.
         self.spent = self.spent + spend_of([outcome])
-        row = call_row(self._verdict_id, outcome, changed=changed)
+        values = call_values(self._verdict_id, outcome, changed=changed)
         # Shielded: a call that finished is stored even when shutdown cancels the verdict.
         with anyio.CancelScope(shield=True):
-            async with self._lock, session_scope(self._sessionmaker) as session:
-                await VerdictRepository(session).add_call(row)
+            await self._writer.write(values)
 
     async def _publish(self, event: Event) -> None:
         await self.sink.publish(event)
@@ -108,34 +107,40 @@ class CallRecorder:
 
 def call_row(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) -> ModelCall:
     """Build the database row of one call."""
+    return ModelCall(**call_values(verdict_id, outcome, changed=changed))
+
+
+def call_values(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) -> dict[str, Any]:
+    """Return the column values of one call's row."""
     answer = outcome.answer
     parsed = answer.model_dump(mode="json") if answer is not None else None
     position = None
     if parsed is not None:
         position = parsed.get("position", parsed.get("verdict"))
-    return ModelCall(
-        verdict_id=verdict_id,
-        role=outcome.role,
-        round=outcome.round_number,
-        juror=outcome.spec.name,
-        model=outcome.spec.model,
-        family=outcome.spec.family,
-        prompt_version=PROMPT_VERSION,
-        messages=[message.model_dump() for message in outcome.messages],
-        raw_output=outcome.raw_output,
-        parsed=parsed,
-        position=position,
-        confidence=parsed.get("confidence") if parsed else None,
-        changed=changed,
-        attempts=outcome.attempts,
-        latency_ms=outcome.latency_ms,
-        prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens,
-        cost_usd=outcome.cost_usd,
-        failure_kind=outcome.failure.kind.value if outcome.failure else None,
-        failure_detail=outcome.failure.detail if outcome.failure else None,
-        started_at=outcome.started_at,
-    )
+    failure = outcome.failure
+    return {
+        "verdict_id": verdict_id,
+        "role": outcome.role,
+        "round": outcome.round_number,
+        "juror": outcome.spec.name,
+        "model": outcome.spec.model,
+        "family": outcome.spec.family,
+        "prompt_version": PROMPT_VERSION,
+        "messages": [{"role": m.role, "content": m.content} for m in outcome.messages],
+        "raw_output": outcome.raw_output,
+        "parsed": parsed,
+        "position": position,
+        "confidence": parsed.get("confidence") if parsed else None,
+        "changed": changed,
+        "attempts": outcome.attempts,
+        "latency_ms": outcome.latency_ms,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "cost_usd": outcome.cost_usd,
+        "failure_kind": failure.kind.value if failure else None,
+        "failure_detail": failure.detail if failure else None,
+        "started_at": outcome.started_at,
+    }
 
 
 def _count(outcome: CallOutcome[Any]) -> None:

@@ -46,6 +46,7 @@ from app.deliberation.schemas import (
     VerdictRequest,
     VerdictSummary,
 )
+from app.deliberation.writer import CallWriter
 from app.providers.hub import ProviderHub
 from app.security.spend import Reservation, Spend, SpendGuard
 
@@ -109,6 +110,7 @@ class VerdictService:
         # Every verdict's events also go to the progress log that the SSE stream follows.
         self._progress = progress or NullSink()
         self._in_flight = InFlight()
+        self._calls = CallWriter(sessionmaker)
 
     async def decide(
         self,
@@ -215,7 +217,7 @@ class VerdictService:
 
         The spend is reserved before the verdict is recorded: a refused request leaves no row.
         """
-        recorder = CallRecorder(self._sessionmaker, docket.verdict_id, sink)
+        recorder = CallRecorder(self._calls, docket.verdict_id, sink)
         try:
             if claim is None:
                 await self._insert(docket, request, api_key_id, status="running")

@@ -6,15 +6,16 @@ import anyio
 
 from app.core.config import JuryConfig, ModelSpec
 from app.providers.base import Completion, CompletionRequest, Provider
+from app.providers.openai_compat import OpenAICompatibleProvider
 from app.providers.scripted import ScriptedProvider
 
 
 class ProviderHub:
-    """Route calls to the scripted or the real provider, under per-model limiters.
+    """Route calls to the scripted, the direct or the litellm provider, under per-model limiters.
 
-    Built once per process (in the app's lifespan) so that limiters are shared by every
-    concurrent verdict: a local server decoding two prompts at once on two cores is slower
-    than decoding them one after the other.
+    Built once per process (in the app's lifespan) so that limiters and connection pools are
+    shared by every concurrent verdict: a local server decoding two prompts at once on two
+    cores is slower than decoding them one after the other.
     """
 
     def __init__(
@@ -25,7 +26,9 @@ class ProviderHub:
         local_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self._scripted = ScriptedProvider()
-        self._real = real
+        self._injected = real  # a test's stand-in for every real model
+        self._litellm: Provider | None = None
+        self._direct: OpenAICompatibleProvider | None = None
         self._local_limiter = local_limiter
         self._limiters = {
             spec.name: anyio.CapacityLimiter(spec.max_concurrency)
@@ -36,12 +39,18 @@ class ProviderHub:
     def _provider_for(self, spec: ModelSpec) -> Provider:
         if spec.is_scripted:
             return self._scripted
-        if self._real is None:
+        if self._injected is not None:
+            return self._injected
+        if spec.transport == "openai_compatible":
+            if self._direct is None:
+                self._direct = OpenAICompatibleProvider()
+            return self._direct
+        if self._litellm is None:
             # Imported lazily: litellm is heavy and scripted-only runs never need it.
             from app.providers.litellm_provider import LiteLLMProvider
 
-            self._real = LiteLLMProvider()
-        return self._real
+            self._litellm = LiteLLMProvider()
+        return self._litellm
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Answer ``request`` with ``spec``'s model, waiting for its limiter if it has one."""
@@ -53,3 +62,9 @@ class ProviderHub:
             return await provider.complete(spec, request)
         async with limiter:
             return await provider.complete(spec, request)
+
+    async def aclose(self) -> None:
+        """Close the direct provider's connection pool, if it was opened."""
+        if self._direct is not None:
+            await self._direct.aclose()
+            self._direct = None

@@ -14,6 +14,7 @@ from pytest_socket import SocketConnectBlockedError
 
 from app.core.config import ModelSpec
 from app.providers.base import CompletionRequest, Message
+from app.providers.chat import response_format as _response_format
 from app.providers.errors import (
     AuthError,
     FailureKind,
@@ -23,12 +24,7 @@ from app.providers.errors import (
     ProviderTimeoutError,
     RateLimitedError,
 )
-from app.providers.litellm_provider import (
-    LiteLLMProvider,
-    _call_arguments,
-    _map_error,
-    _response_format,
-)
+from app.providers.litellm_provider import LiteLLMProvider, _call_arguments, _map_error
 
 MODEL = "openai/gpt-4o-mini"
 PROVIDER = "openai"

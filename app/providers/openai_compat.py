@@ -1,0 +1,133 @@
+"""The direct provider: OpenAI-compatible chat endpoints over one shared connection pool.
+
+For models served by an OpenAI-compatible server that Jury reaches at ``api_base`` (llama.cpp,
+vLLM, a gateway), ``transport: openai_compatible`` skips litellm. It sends the same request
+as the litellm provider (``app/providers/chat.py``) and maps failures onto the same typed
+errors, at a fraction of the CPU: litellm spends most of a call's time in per-call model
+lookups, logging payloads and pricing that a keyless self-hosted model does not need. The
+client is aiohttp's (litellm's own transport), not httpx's: in `jury bench` httpx's
+connection pool cost 5x more CPU per call under concurrency. It does not price calls: such
+models cost nothing Jury can measure, as with litellm.
+
+HTTP status    error
+429            RateLimitedError        (retriable)
+401, 403       AuthError
+400, 402,
+404, 422       ProviderRequestError
+other non-2xx  ProviderServerError     (retriable; 5xx, proxies' 502/504)
+timeout, 408   ProviderTimeoutError    (retriable)
+network error  ProviderServerError     (retriable; refused or dropped connection)
+bad body       ProviderServerError     (a 2xx that is not a chat completion)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from app.core.config import ModelSpec
+from app.providers.base import Completion, CompletionRequest
+from app.providers.chat import chat_messages, response_format
+from app.providers.errors import (
+    AuthError,
+    ProviderError,
+    ProviderRequestError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    RateLimitedError,
+)
+
+# Keyless servers (the config refuses api_key_env here); the same placeholder as litellm's.
+_HEADERS = {"Authorization": "Bearer jury-local-no-key", "Content-Type": "application/json"}
+# Shared by every verdict: enough for hundreds of concurrent calls; a call waiting for a
+# connection is still bounded by its own deadline.
+POOL_SIZE = 1024
+
+
+class OpenAICompatibleProvider:
+    """POST ``{api_base}/chat/completions`` and read the first choice."""
+
+    def __init__(self) -> None:
+        # Opened on the first call: an aiohttp session belongs to the running event loop.
+        self._session: aiohttp.ClientSession | None = None
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE), raise_for_status=False
+            )
+        return self._session
+
+    async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
+        """Send one structured-output chat call and return the raw text with usage."""
+        if spec.api_base is None:
+            raise ProviderRequestError(f"{spec.name}: openai_compatible needs an api_base")
+        try:
+            async with self._client().post(
+                f"{spec.api_base.rstrip('/')}/chat/completions",
+                data=json.dumps(request_body(spec, request)).encode(),
+                headers=_HEADERS,
+                timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
+            ) as response:
+                status = response.status
+                content = await response.read()
+        except TimeoutError as exc:
+            raise ProviderTimeoutError(f"{spec.name}: no answer in {spec.timeout_s:g}s") from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderServerError(f"{spec.name}: {type(exc).__name__}: {exc}"[:500]) from exc
+        if status >= 300:
+            raise status_error(status, content.decode(errors="replace"))
+        return parse_completion(spec, content)
+
+
+def request_body(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
+    """Return the JSON body of the chat call (litellm's ``openai/`` prefix removed)."""
+    body: dict[str, Any] = {
+        "model": spec.model.removeprefix("openai/"),
+        "messages": chat_messages(spec, request),
+        "max_tokens": spec.max_tokens,
+        "temperature": spec.temperature,
+    }
+    fmt = response_format(spec, request)
+    if fmt is not None:
+        body["response_format"] = fmt
+    return body
+
+
+def parse_completion(spec: ModelSpec, content: bytes) -> Completion:
+    """Read the text and usage of a chat completion, or raise ``ProviderServerError``."""
+    try:
+        data = json.loads(content)
+        message = data["choices"][0]["message"]
+        usage = data.get("usage") or {}
+        return Completion(
+            text=message.get("content") or "",
+            model=str(data.get("model") or spec.model),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        detail = f"{spec.name}: not a chat completion ({type(exc).__name__}): {content[:200]!r}"
+        raise ProviderServerError(detail) from exc
+
+
+def status_error(status: int, text: str) -> ProviderError:
+    """Map an HTTP error status onto Jury's typed failure, as the litellm path does."""
+    detail = f"HTTP {status}: {text}"[:500]
+    if status == 408:
+        return ProviderTimeoutError(detail)
+    if status == 429:
+        return RateLimitedError(detail)
+    if status in (401, 403):
+        return AuthError(detail)
+    if status in (400, 402, 404, 422):
+        return ProviderRequestError(detail)
+    return ProviderServerError(detail)

@@ -1,0 +1,1 @@
+"""Performance benchmarks: a fake OpenAI-compatible upstream, a load generator, ``jury bench``."""

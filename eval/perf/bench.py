@@ -1,0 +1,507 @@
+"""``jury bench``: what Jury adds to a verdict beyond the time of its models.
+
+One ``jury serve`` process on loopback, a fake upstream (``eval/perf/upstream.py``) answering
+the benchmark panel (``eval/perf/bench.yaml``: 3 jurors x 2 rounds + judge = 7 calls), and an
+open-loop load generator in this process. The phases:
+
+1. **sweep**: ``POST /verdict`` at fixed rates; overhead (latency minus the upstream critical
+   path Jury records) percentiles, throughput, errors, server CPU per verdict, RSS;
+2. **ceiling**: the highest rate whose overhead p99 stays under 50 ms with no error;
+3. **critical path**: with ~1 s jurors, verdict latency over the recorded critical path;
+4. **soak** (optional): half the ceiling for a while, RSS sampled every second, its slope;
+5. **baselines**: the same 7 calls without Jury: plain litellm from one script, and through
+   a LiteLLM proxy on loopback (installed on the fly by ``uv``; skipped with a reason if not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from eval.perf import procs
+from eval.perf.loadgen import Step, client_for, open_loop, verdict_sender
+from eval.perf.report import baseline_report, render_markdown, step_report, summarize_results
+from eval.perf.stats import slope_per_minute, summarize
+from eval.perf.upstream import run_fast
+
+PERF_DIR = Path(__file__).resolve().parent
+BENCH_CONFIG = PERF_DIR / "bench.yaml"
+PROXY_REQUIREMENT = "litellm[proxy]==1.106.2"
+OVERHEAD_P99_LIMIT_MS = 50.0
+CALLS_PER_VERDICT_ROUNDS = 3  # upstream latencies on the critical path: round 1, round 2, judge
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """What one ``jury bench`` run does."""
+
+    out: Path
+    quick: bool = False
+    rates: tuple[float, ...] = (10, 25, 50, 75, 100, 150, 200, 300)
+    step_s: float = 10.0
+    latency_ms: float = 50.0
+    critical_latency_ms: float = 1000.0
+    critical_dist: str = "lognormal"
+    critical_s: float = 10.0
+    soak_s: float = 0.0
+    baseline_rate: float = 50.0
+    proxy: bool = True
+    refine: bool = True
+    # The sweep's transport; the other one is measured at ``baseline_rate`` for comparison.
+    transport: str = "openai_compatible"
+    compare_transports: bool = True
+    # How long a step waits for its last answers; what is still out then counts as errors.
+    drain_s: float = 30.0
+
+    @classmethod
+    def quick_run(cls, out: Path, **overrides: Any) -> BenchOptions:
+        """Return the about-a-minute run: 3 rates, no refinement, no proxy, one transport."""
+        values: dict[str, Any] = {
+            "quick": True,
+            "rates": (10, 50, 100),
+            "step_s": 4.0,
+            "critical_s": 4.0,
+            "refine": False,
+            "drain_s": 8.0,
+            "proxy": False,
+            "compare_transports": False,
+            **overrides,
+        }
+        return cls(out=out, **values)
+
+
+@dataclass(slots=True)
+class Context:
+    """The processes of one run and what the phases collect."""
+
+    options: BenchOptions
+    upstream_url: str
+    upstream_pid: int
+    jury_url: str
+    server: procs.Managed
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def run_bench(options: BenchOptions) -> dict[str, Any]:
+    """Run every phase and write ``results.json`` and ``results.md`` into ``options.out``."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    load_start = procs.load_average()
+    with tempfile.TemporaryDirectory(prefix="jury-bench-") as tmp:
+        upstream_port = procs.free_port()
+        upstream = procs.start(
+            "fake upstream",
+            procs.python_module(
+                "eval.perf.upstream",
+                "--port",
+                str(upstream_port),
+                "--latency-ms",
+                str(options.latency_ms),
+            ),
+            log=options.out / "upstream.log",
+        )
+        with procs.running(upstream):
+            upstream_url = f"http://127.0.0.1:{upstream_port}"
+            procs.wait_healthy(upstream, f"{upstream_url}/health")
+            jury = _run_jury(options, Path(tmp), upstream, upstream_url, options.transport)
+            if options.compare_transports:
+                other = "litellm" if options.transport != "litellm" else "openai_compatible"
+                compared = _run_jury(options, Path(tmp), upstream, upstream_url, other, sweep=False)
+                jury["transport_comparison"] = {
+                    options.transport: _step_at(jury.get("steps", []), options.baseline_rate),
+                    other: compared.get("steps", [None])[0],
+                }
+            baselines = _run_baselines(options, Path(tmp), upstream_url)
+    results = summarize_results(
+        jury,
+        baselines,
+        meta={
+            "command": shlex.join(["jury", *sys.argv[1:]]),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "duration_s": round(time.time() - started, 1),
+            "quick": options.quick,
+            "cpus": _cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": procs.load_average(),
+            "upstream_latency_ms": options.latency_ms,
+            "upstream_latency_dist": "fixed",
+            "transport": options.transport,
+            "overhead_p99_limit_ms": OVERHEAD_P99_LIMIT_MS,
+            "panel": "3 jurors x 2 rounds + judge (7 upstream calls per verdict)",
+        },
+    )
+    (options.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (options.out / "results.md").write_text(render_markdown(results))
+    return results
+
+
+def write_config(folder: Path, upstream_url: str, transport: str) -> Path:
+    """Write the benchmark config with every model on the fake upstream through ``transport``."""
+    data = yaml.safe_load(BENCH_CONFIG.read_text())
+    for spec in (*data["jurors"], *data["judges"]):
+        spec["api_base"] = f"{upstream_url}/v1"
+        if transport != "litellm":  # litellm is the default (and the only one before issue 7)
+            spec["transport"] = transport
+    path = folder / "bench.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _run_jury(
+    options: BenchOptions,
+    tmp: Path,
+    upstream: procs.Managed,
+    upstream_url: str,
+    transport: str,
+    *,
+    sweep: bool = True,
+) -> dict[str, Any]:
+    """Serve Jury through ``transport`` on a fresh database; run every phase, or one step."""
+    folder = tmp / transport
+    folder.mkdir()
+    config = write_config(folder, upstream_url, transport)
+    port = procs.free_port()
+    env = {
+        "JURY_CONFIG": str(config),
+        "JURY_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'jury.db'}",
+        "JURY_REQUIRE_API_KEYS": "false",
+        "JURY_SHUTDOWN_GRACE_S": "5",
+    }
+    server = procs.start(
+        "jury serve",
+        procs.jury_command("serve", "--config", str(config), "--port", str(port)),
+        log=options.out / f"server-{transport}.log",
+        env=env,
+    )
+    with procs.running(server):
+        jury_url = f"http://127.0.0.1:{port}"
+        procs.wait_healthy(server, f"{jury_url}/healthz")
+        context = Context(options, upstream_url, upstream.pid, jury_url, server)
+        run_fast(_drive(context) if sweep else _one_step(context, options.baseline_rate))
+        _, peak = procs.memory_mb(server.pid)
+        context.results["peak_rss_mb"] = round(peak, 1)
+    return context.results
+
+
+async def _drive(context: Context) -> None:
+    options = context.options
+    async with client_for(context.jury_url) as client:
+        send = verdict_sender(client, "/verdict")
+        await _set_latency(context, options.latency_ms, "fixed")
+        await open_loop(send, rate=10, duration_s=2 if options.quick else 4, drain_s=30)
+        await _settle(context.server.pid)
+        steps = await _sweep(context, send)
+        passing = [s for s in steps if s["pass"]]
+        ceiling = max((s["rate"] for s in passing), default=None)
+        context.results["steps"] = steps
+        context.results["ceiling_vps"] = ceiling
+        context.results["critical_path"] = await _critical_path(context, send)
+        if options.soak_s > 0 and ceiling:
+            await _set_latency(context, options.latency_ms, "fixed")
+            context.results["soak"] = await _soak(context, send, rate=ceiling / 2)
+
+
+async def _one_step(context: Context, rate: float) -> None:
+    """Warm up, then measure a single rate (the transport comparison)."""
+    async with client_for(context.jury_url) as client:
+        send = verdict_sender(client, "/verdict")
+        await _set_latency(context, context.options.latency_ms, "fixed")
+        await open_loop(send, rate=10, duration_s=2 if context.options.quick else 4, drain_s=30)
+        await _settle(context.server.pid)
+        context.results["steps"] = [await _measured_step(context, send, rate)]
+
+
+def _step_at(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
+    return next((s for s in steps if s["rate"] == rate), None)
+
+
+async def _sweep(context: Context, send: Any) -> list[dict[str, Any]]:
+    """Run the rate steps; stop after two failures in a row; refine between pass and fail."""
+    options = context.options
+    steps: list[dict[str, Any]] = []
+    failures_in_a_row = 0
+    for rate in options.rates:
+        report = await _measured_step(context, send, rate)
+        steps.append(report)
+        failures_in_a_row = 0 if report["pass"] else failures_in_a_row + 1
+        if failures_in_a_row == 2:
+            break
+    if options.refine:
+        for _ in range(2):
+            passed = [s["rate"] for s in steps if s["pass"]]
+            failed = [s["rate"] for s in steps if not s["pass"] and s["rate"] > max(passed or [0])]
+            if not passed or not failed:
+                break
+            low, high = max(passed), min(failed)
+            rate = round((low + high) / 2 / 5) * 5
+            if rate in (low, high):
+                break
+            steps.append(await _measured_step(context, send, rate))
+    return sorted(steps, key=lambda s: s["rate"])
+
+
+async def _measured_step(context: Context, send: Any, rate: float) -> dict[str, Any]:
+    """Drive one rate and return its report; wait for the server to go idle afterwards."""
+    pid = context.server.pid
+    others = (os.getpid(), context.upstream_pid)
+    cpu_before = procs.cpu_seconds(pid)
+    others_before = [procs.cpu_seconds(p) for p in others]
+    options = context.options
+    step: Step = await open_loop(
+        send, rate=rate, duration_s=options.step_s, drain_s=options.drain_s
+    )
+    cpu = procs.cpu_seconds(pid) - cpu_before
+    client_cpu, upstream_cpu = (
+        procs.cpu_seconds(p) - before for p, before in zip(others, others_before, strict=True)
+    )
+    rss, peak = procs.memory_mb(pid)
+    report = step_report(
+        step,
+        cpu_s=cpu,
+        rss_mb=rss,
+        peak_rss_mb=peak,
+        load=procs.load_average(),
+        upstream_path_ms=CALLS_PER_VERDICT_ROUNDS * context.options.latency_ms,
+        limit_ms=OVERHEAD_P99_LIMIT_MS,
+    )
+    completed = report["completed"]
+    report["client_cpu_ms_per_verdict"] = _per_verdict(client_cpu, completed)
+    report["upstream_cpu_ms_per_verdict"] = _per_verdict(upstream_cpu, completed)
+    print(_step_line(report), file=sys.stderr, flush=True)
+    await _settle(pid)
+    return report
+
+
+async def _critical_path(context: Context, send: Any) -> dict[str, Any]:
+    """With ~1 s jurors, compare each verdict's latency with its recorded critical path."""
+    options = context.options
+    await _set_latency(context, options.critical_latency_ms, options.critical_dist)
+    rate = 5.0
+    step = await open_loop(send, rate=rate, duration_s=options.critical_s, drain_s=60)
+    await _set_latency(context, options.latency_ms, "fixed")
+    ok = [s for s in step.samples if s.outcome.ok and s.outcome.critical_path_ms]
+    ratios = [s.latency_ms / (s.outcome.critical_path_ms or 1) for s in ok]
+    server_ratios = [
+        (s.outcome.server_latency_ms or 0) / (s.outcome.critical_path_ms or 1) for s in ok
+    ]
+    await _settle(context.server.pid)
+    return {
+        "juror_latency_ms": options.critical_latency_ms,
+        "dist": options.critical_dist,
+        "rate": rate,
+        "verdicts": len(ok),
+        "errors": step.errors,
+        "ratio": summarize(ratios).as_dict(4),
+        "server_ratio": summarize(server_ratios).as_dict(4),
+        "critical_path_ms": summarize([s.outcome.critical_path_ms or 0 for s in ok]).as_dict(1),
+        "load_average": procs.load_average(),
+    }
+
+
+async def _soak(context: Context, send: Any, *, rate: float) -> dict[str, Any]:
+    """Run at ``rate`` for the soak duration, sampling the server's RSS every second."""
+    pid = context.server.pid
+    points: list[tuple[float, float]] = []
+    started = time.monotonic()
+
+    async def sample() -> None:
+        while True:
+            points.append((time.monotonic() - started, procs.memory_mb(pid)[0]))
+            await asyncio.sleep(1.0)
+
+    sampler = asyncio.get_running_loop().create_task(sample())
+    try:
+        step = await open_loop(send, rate=rate, duration_s=context.options.soak_s, drain_s=30)
+    finally:
+        sampler.cancel()
+    warm = [p for p in points if p[0] >= 0.2 * context.options.soak_s]
+    overheads = [o for s in step.samples if (o := s.overhead_ms) is not None]
+    return {
+        "rate": rate,
+        "duration_s": context.options.soak_s,
+        "verdicts": step.completed,
+        "errors": step.errors,
+        "rss_start_mb": round(points[0][1], 1) if points else None,
+        "rss_end_mb": round(points[-1][1], 1) if points else None,
+        "rss_max_mb": round(max(v for _, v in points), 1) if points else None,
+        "rss_slope_mb_per_min": _round(slope_per_minute(points)),
+        "rss_slope_after_warmup_mb_per_min": _round(slope_per_minute(warm)),
+        "overhead_ms": summarize(overheads).as_dict(),
+        "rss_series": [
+            (round(t, 1), round(v, 1)) for t, v in points[:: max(1, len(points) // 120)]
+        ],
+        "load_average": procs.load_average(),
+    }
+
+
+def _run_baselines(options: BenchOptions, tmp: Path, upstream_url: str) -> dict[str, Any]:
+    """Run the same 7 calls without Jury: plain litellm, then the LiteLLM proxy."""
+    httpx.post(f"{upstream_url}/control", json={"latency_ms": options.latency_ms, "dist": "fixed"})
+    results: dict[str, Any] = {}
+    litellm_raw = _baseline_process(options, "litellm", f"{upstream_url}/v1")
+    results["litellm"] = baseline_report(litellm_raw, options.latency_ms)
+    if not options.proxy:
+        results["proxy"] = {"skipped": "--no-proxy"}
+        return results
+    key = "sk-bench-" + secrets.token_hex(16)
+    proxy, reason = _start_proxy(options, tmp, upstream_url, key)
+    if proxy is None:
+        results["proxy"] = {"skipped": reason}
+        return results
+    with procs.running(proxy):
+        proxy_url = reason
+        cpu_before = _tree_cpu(proxy.pid)
+        raw = _baseline_process(options, "proxy", proxy_url, key=key)
+        report = baseline_report(raw, options.latency_ms)
+        report["proxy_cpu_ms_per_verdict"] = _per_verdict(
+            _tree_cpu(proxy.pid) - cpu_before, report.get("completed")
+        )
+        results["proxy"] = report
+    return results
+
+
+def _baseline_process(
+    options: BenchOptions, target: str, api_base: str, *, key: str = ""
+) -> dict[str, Any]:
+    argv = procs.python_module(
+        "eval.perf.baseline",
+        "--target",
+        target,
+        "--api-base",
+        api_base,
+        "--rate",
+        str(options.baseline_rate),
+        "--duration",
+        str(options.step_s),
+        "--drain",
+        str(options.drain_s),
+    )
+    env = {**os.environ, "JURY_BENCH_PROXY_KEY": key}
+    completed = subprocess.run(argv, capture_output=True, timeout=300, check=False, env=env)
+    if completed.returncode != 0:
+        return {"error": completed.stderr.decode(errors="replace")[-2000:]}
+    raw: dict[str, Any] = json.loads(completed.stdout)
+    raw["load_average"] = procs.load_average()
+    return raw
+
+
+def _start_proxy(
+    options: BenchOptions, tmp: Path, upstream_url: str, key: str
+) -> tuple[procs.Managed | None, str]:
+    """Start the LiteLLM proxy on loopback; return it and its URL, or None and why not.
+
+    ``key`` is the master key the proxy requires and the baseline's requests carry.
+    """
+    models = [
+        {
+            "model_name": alias,
+            "litellm_params": {
+                "model": f"openai/{alias}",
+                "api_base": f"{upstream_url}/v1",
+                "api_key": "bench-no-key",
+            },
+        }
+        for alias in ("fake-a", "fake-b", "fake-c", "fake-judge")
+    ]
+    config = tmp / "proxy.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"model_list": models, "litellm_settings": {"num_retries": 0, "telemetry": False}}
+        )
+    )
+    port = procs.free_port()
+    argv = [
+        "uv", "run", "--no-project", "--python", "3.11", "--with", PROXY_REQUIREMENT,
+        "litellm", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    env = {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_MASTER_KEY": key,
+    }
+    try:
+        proxy = procs.start("litellm proxy", argv, log=options.out / "proxy.log", env=env)
+    except OSError as exc:
+        return None, f"could not start uv: {exc}"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        procs.wait_healthy(proxy, f"{url}/health/liveliness", timeout_s=300)
+    except RuntimeError as exc:
+        proxy.stop()
+        return None, f"the LiteLLM proxy did not start: {str(exc)[-500:]}"
+    return proxy, url
+
+
+async def _set_latency(context: Context, latency_ms: float, dist: str) -> None:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        response = await client.post(
+            f"{context.upstream_url}/control",
+            json={"latency_ms": latency_ms, "dist": dist, "sigma": 0.25},
+        )
+        response.raise_for_status()
+
+
+async def _settle(pid: int, *, timeout_s: float = 30.0) -> None:
+    """Wait until the server uses under 10% of a core (the last step's stragglers are done)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        before = procs.cpu_seconds(pid)
+        await asyncio.sleep(0.5)
+        if procs.cpu_seconds(pid) - before < 0.05:
+            return
+
+
+def _tree_cpu(pid: int) -> float:
+    """Return the CPU seconds of a process and its descendants (uv starts the proxy's python)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += procs.cpu_seconds(current)
+        except OSError:
+            continue
+        pending.extend(children.get(current, []))
+    return total
+
+
+def _per_verdict(cpu_s: float, completed: Any) -> float | None:
+    return round(cpu_s * 1000 / completed, 2) if completed else None
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _step_line(report: dict[str, Any]) -> str:
+    overhead = report["overhead_ms"]
+    return (
+        f"{report['rate']:>6g} v/s: {report['completed']}/{report['sent']} ok, "
+        f"{report['errors']} errors, overhead p50 {overhead['p50']} p99 {overhead['p99']} ms, "
+        f"{report['cpu_ms_per_verdict']} CPU ms/verdict, load {report['load_average'][0]:.2f}"
+    )

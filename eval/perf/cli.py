@@ -1,0 +1,59 @@
+"""``jury bench``: the overhead benchmark (its modules are imported when the command runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def bench(
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="About a minute: 3 rates x 4 s, no proxy, one transport."),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for results.json, results.md and the logs.")
+    ] = None,
+    rates: Annotated[
+        str | None, typer.Option(help="Comma-separated verdicts/s (default 10..300).")
+    ] = None,
+    latency_ms: Annotated[float, typer.Option(help="Fake upstream latency per call.")] = 50.0,
+    soak_s: Annotated[
+        float, typer.Option(help="Soak at half the ceiling for this long (0: no soak).")
+    ] = 0.0,
+    proxy: Annotated[
+        bool | None,
+        typer.Option(help="Measure the LiteLLM proxy too (default: not with --quick)."),
+    ] = None,
+    transport: Annotated[
+        str, typer.Option(help="Provider transport of the sweep: openai_compatible or litellm.")
+    ] = "openai_compatible",
+    compare: Annotated[
+        bool | None,
+        typer.Option(help="Also run the other transport at 50 v/s (default: not with --quick)."),
+    ] = None,
+) -> None:
+    """Measure Jury's overhead on a fake upstream: rates, ceiling, critical path, baselines."""
+    import time
+
+    from eval.perf.bench import BenchOptions, run_bench
+    from eval.perf.report import render_markdown
+
+    folder = out or Path("eval/runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
+    overrides: dict[str, Any] = {"latency_ms": latency_ms, "soak_s": soak_s, "transport": transport}
+    if proxy is not None:
+        overrides["proxy"] = proxy
+    if compare is not None:
+        overrides["compare_transports"] = compare
+    if rates:
+        overrides["rates"] = tuple(float(rate) for rate in rates.split(","))
+    options = (
+        BenchOptions.quick_run(folder, **overrides)
+        if quick
+        else BenchOptions(out=folder, **overrides)
+    )
+    results = run_bench(options)
+    typer.echo(render_markdown(results))
+    typer.echo(f"results in {folder}/results.json and {folder}/results.md")

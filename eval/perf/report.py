@@ -1,0 +1,282 @@
+"""Shape the benchmark's measurements into ``results.json`` and a markdown table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from eval.perf.loadgen import Step
+from eval.perf.stats import ratio, summarize
+
+
+def completion_rate(done_s: Sequence[float]) -> float | None:
+    """Return completions per second between the first and the last completion."""
+    if len(done_s) < 2:
+        return None
+    span = max(done_s) - min(done_s)
+    return (len(done_s) - 1) / span if span > 0 else None
+
+
+def step_report(
+    step: Step,
+    *,
+    cpu_s: float,
+    rss_mb: float,
+    peak_rss_mb: float,
+    load: tuple[float, float, float],
+    upstream_path_ms: float,
+    limit_ms: float,
+) -> dict[str, Any]:
+    """Return one rate step's numbers; ``pass`` means p99 overhead < limit and no error."""
+    ok = [s for s in step.samples if s.outcome.ok]
+    overheads = [o for s in ok if (o := s.overhead_ms) is not None]
+    overhead = summarize(overheads)
+    errors = Counter(s.outcome.error or "?" for s in step.samples if not s.outcome.ok)
+    if step.unfinished:
+        errors["unfinished at the end of the drain"] += step.unfinished
+    achieved = completion_rate([s.planned_s + s.latency_ms / 1000 for s in ok])
+    return {
+        "rate": step.rate,
+        "duration_s": step.duration_s,
+        "sent": len(step.samples) + step.unfinished,
+        "completed": len(ok),
+        "errors": step.errors,
+        "error_kinds": dict(errors.most_common(5)),
+        "achieved_vps": _round(achieved, 1),
+        "overhead_ms": overhead.as_dict(),
+        # Against the upstream's true latency (3 x the fixed latency): litellm's cost included.
+        "overhead_vs_upstream_ms": summarize(s.latency_ms - upstream_path_ms for s in ok).as_dict(),
+        "server_overhead_ms": summarize(
+            (s.outcome.server_latency_ms or 0) - (s.outcome.critical_path_ms or 0) for s in ok
+        ).as_dict(),
+        "latency_ms": summarize(s.latency_ms for s in ok).as_dict(),
+        "send_lag_ms": summarize(s.lag_ms for s in step.samples).as_dict(),
+        "cpu_s": round(cpu_s, 2),
+        "cpu_ms_per_verdict": round(cpu_s * 1000 / len(ok), 2) if ok else None,
+        "rss_mb": round(rss_mb, 1),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "load_average": [round(x, 2) for x in load],
+        "pass": bool(ok) and step.errors == 0 and (overhead.p99 or 0) < limit_ms,
+    }
+
+
+def baseline_report(raw: Mapping[str, Any], latency_ms: float) -> dict[str, Any]:
+    """Return a baseline step's numbers: overhead is latency minus 3 x the upstream latency."""
+    if "error" in raw:
+        return {"error": raw["error"]}
+    samples = raw.get("samples", [])
+    ok = [s for s in samples if s["ok"]]
+    completed = len(ok)
+    path_ms = 3 * latency_ms
+    return {
+        "target": raw.get("target"),
+        "rate": raw.get("rate"),
+        "sent": len(samples) + int(raw.get("unfinished", 0)),
+        "completed": completed,
+        "errors": len(samples) - completed + int(raw.get("unfinished", 0)),
+        "overhead_vs_upstream_ms": summarize(s["latency_ms"] - path_ms for s in ok).as_dict(),
+        "overhead_ms": summarize(
+            s["latency_ms"] - (s["critical_path_ms"] or 0) for s in ok
+        ).as_dict(),
+        "client_cpu_ms_per_verdict": round(raw["cpu_s"] * 1000 / completed, 2)
+        if completed
+        else None,
+        "load_average": [round(x, 2) for x in raw.get("load_average", ())],
+    }
+
+
+def summarize_results(
+    jury: Mapping[str, Any], baselines: Mapping[str, Any], *, meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return ``results.json``: the headline numbers first, then every phase's detail."""
+    steps: list[dict[str, Any]] = list(jury.get("steps", []))
+    at_50 = next((s for s in steps if s["rate"] == 50), None)
+    litellm = baselines.get("litellm", {})
+    proxy = baselines.get("proxy", {})
+    jury_total = at_50["overhead_vs_upstream_ms"] if at_50 else {}
+    critical = jury.get("critical_path", {})
+    return {
+        "overhead_ms": _pick(at_50["overhead_ms"] if at_50 else {}, "p50", "p95", "p99"),
+        "overhead_vs_upstream_ms": _pick(jury_total, "p50", "p95", "p99"),
+        "ceiling_vps": jury.get("ceiling_vps"),
+        "critical_path_ratio": critical.get("ratio", {}).get("mean"),
+        "critical_path_ratio_p99": critical.get("ratio", {}).get("p99"),
+        "peak_rss_mb": jury.get("peak_rss_mb"),
+        "cpu_ms_per_verdict_at_50": at_50["cpu_ms_per_verdict"] if at_50 else None,
+        "baseline_overhead_ms": _pick(litellm.get("overhead_vs_upstream_ms", {}), "p50", "p99"),
+        "proxy_overhead_ms": _pick(proxy.get("overhead_vs_upstream_ms", {}), "p50", "p99")
+        if "overhead_vs_upstream_ms" in proxy
+        else None,
+        "ratios": _ratios(jury_total, litellm, proxy),
+        "transport_comparison": jury.get("transport_comparison"),
+        "soak": jury.get("soak"),
+        "meta": dict(meta),
+        "steps": steps,
+        "critical_path": critical,
+        "baselines": dict(baselines),
+    }
+
+
+def _ratios(
+    jury_total: Mapping[str, Any], litellm: Mapping[str, Any], proxy: Mapping[str, Any]
+) -> dict[str, float | None]:
+    """Return Jury's overhead over each baseline's, both against the upstream's true latency."""
+    out: dict[str, float | None] = {}
+    for name, baseline in (("litellm", litellm), ("proxy", proxy)):
+        theirs = baseline.get("overhead_vs_upstream_ms", {})
+        for q in ("p50", "p99"):
+            value = ratio(jury_total.get(q), theirs.get(q))
+            out[f"jury_over_{name}_{q}"] = None if value is None else round(value, 2)
+    return out
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    """Return the report: headline, the rate table, the critical path and the baselines."""
+    meta = results["meta"]
+    lines = [
+        "# Jury overhead benchmark",
+        "",
+        f"`{meta['command']}` at {meta['started_at']} ({meta['duration_s']} s), "
+        f"{meta['cpus']} CPUs, load average {_load(meta['load_average_start'])} at the start "
+        f"and {_load(meta['load_average_end'])} at the end. Panel: {meta['panel']}; upstream "
+        f"latency {meta['upstream_latency_ms']:g} ms fixed. Overhead = verdict latency seen by "
+        "the client (from the planned send time) minus the upstream critical path Jury records "
+        "(Σ rounds' slowest juror + judge); *vs upstream* subtracts the upstream's true "
+        "latency (3 x fixed) instead, so litellm's own cost counts.",
+        "",
+        "| headline | value |",
+        "|---|---|",
+        f"| overhead at 50 v/s, p50 / p95 / p99 (ms) | {_triple(results['overhead_ms'])} |",
+        f"| overhead vs upstream at 50 v/s (ms) | {_triple(results['overhead_vs_upstream_ms'])} |",
+        f"| ceiling (p99 < {meta['overhead_p99_limit_ms']:g} ms, no error) | "
+        f"{_num(results['ceiling_vps'])} v/s |",
+        f"| critical-path ratio (mean, p99) | {_num(results['critical_path_ratio'])}, "
+        f"{_num(results['critical_path_ratio_p99'])} |",
+        f"| peak RSS of `jury serve` | {_num(results['peak_rss_mb'])} MiB |",
+        f"| CPU per verdict at 50 v/s | {_num(results['cpu_ms_per_verdict_at_50'])} ms |",
+        "",
+        "| rate v/s | sent | ok | err | achieved | overhead p50 / p95 / p99 ms | vs upstream "
+        "p50 / p99 ms | CPU ms/verdict: server, client, upstream | RSS MiB | load 1m | pass |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in results["steps"]:
+        total = s["overhead_vs_upstream_ms"]
+        lines.append(
+            f"| {s['rate']:g} | {s['sent']} | {s['completed']} | {s['errors']} | "
+            f"{_num(s['achieved_vps'])} | {_triple(s['overhead_ms'])} | "
+            f"{_num(total['p50'])} / {_num(total['p99'])} | {_num(s['cpu_ms_per_verdict'])}, "
+            f"{_num(s.get('client_cpu_ms_per_verdict'))}, "
+            f"{_num(s.get('upstream_cpu_ms_per_verdict'))} | "
+            f"{s['rss_mb']} | {s['load_average'][0]} | {'yes' if s['pass'] else 'no'} |"
+        )
+    lines += ["", *_transport_lines(results), "", *_baseline_lines(results)]
+    lines += ["", *_critical_lines(results)]
+    if results.get("soak"):
+        lines += ["", *_soak_lines(results["soak"])]
+    return "\n".join(lines) + "\n"
+
+
+def _transport_lines(results: Mapping[str, Any]) -> list[str]:
+    compared = results.get("transport_comparison") or {}
+    if not compared:
+        return []
+    lines = [
+        "Jury through each provider transport, same rate, fresh server and database:",
+        "",
+        "| transport | rate | ok | err | overhead p50 / p95 / p99 ms | vs upstream p50 / p99 ms "
+        "| CPU ms/verdict | load 1m |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in compared.items():
+        if not s:
+            continue
+        total = s["overhead_vs_upstream_ms"]
+        lines.append(
+            f"| {name} | {s['rate']:g} | {s['completed']} | {s['errors']} | "
+            f"{_triple(s['overhead_ms'])} | {_num(total['p50'])} / {_num(total['p99'])} | "
+            f"{_num(s['cpu_ms_per_verdict'])} | {s['load_average'][0]} |"
+        )
+    return lines
+
+
+def _baseline_lines(results: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"Same 7 calls at {results['baselines'].get('litellm', {}).get('rate', '-')} v/s "
+        "without Jury (overhead vs upstream, ms):",
+        "",
+        "| client | p50 | p99 | client CPU ms/verdict | load 1m | Jury / it (p50, p99) |",
+        "|---|---|---|---|---|---|",
+    ]
+    ratios = results["ratios"]
+    jury = results["overhead_vs_upstream_ms"]
+    lines.append(
+        f"| Jury (`POST /verdict`) | {_num(jury.get('p50'))} | {_num(jury.get('p99'))} | "
+        f"{_num(results['cpu_ms_per_verdict_at_50'])} (server) | - | 1 |"
+    )
+    for name, label in (("litellm", "plain litellm script"), ("proxy", "LiteLLM proxy")):
+        b = results["baselines"].get(name, {})
+        if "overhead_vs_upstream_ms" not in b:
+            reason = " ".join(str(b.get("skipped") or b.get("error") or "not run").split())
+            lines.append(f"| {label} | - | - | - | - | not run: {reason[:200]} |")
+            continue
+        o = b["overhead_vs_upstream_ms"]
+        cpu = _num(b.get("client_cpu_ms_per_verdict"))
+        if name == "proxy":
+            cpu = f"{cpu} + {_num(b.get('proxy_cpu_ms_per_verdict'))} (proxy)"
+        lines.append(
+            f"| {label} | {_num(o['p50'])} | {_num(o['p99'])} | {cpu} | "
+            f"{_load(b.get('load_average'))} | {_num(ratios.get(f'jury_over_{name}_p50'))}, "
+            f"{_num(ratios.get(f'jury_over_{name}_p99'))} |"
+        )
+    return lines
+
+
+def _critical_lines(results: Mapping[str, Any]) -> list[str]:
+    c = results.get("critical_path") or {}
+    if not c:
+        return []
+    r = c["ratio"]
+    return [
+        f"Critical path: jurors and judge at {c['juror_latency_ms']:g} ms ({c['dist']}), "
+        f"{c['rate']:g} v/s, {c['verdicts']} verdicts, {c['errors']} errors: verdict latency / "
+        f"(Σ slowest juror + judge) p50 {_num(r['p50'])}, p99 {_num(r['p99'])}, mean "
+        f"{_num(r['mean'])}, max {_num(r['max'])} (load {_load(c.get('load_average'))}).",
+    ]
+
+
+def _soak_lines(soak: Mapping[str, Any]) -> list[str]:
+    return [
+        f"Soak: {soak['rate']:g} v/s for {soak['duration_s']:g} s, {soak['verdicts']} verdicts, "
+        f"{soak['errors']} errors; RSS {soak['rss_start_mb']} → {soak['rss_end_mb']} MiB (max "
+        f"{soak['rss_max_mb']}), slope {soak['rss_slope_mb_per_min']} MiB/min overall, "
+        f"{soak['rss_slope_after_warmup_mb_per_min']} MiB/min after the first 20%; overhead "
+        f"p50 / p99 {_num(soak['overhead_ms']['p50'])} / {_num(soak['overhead_ms']['p99'])} ms "
+        f"(load {_load(soak.get('load_average'))}).",
+    ]
+
+
+def _pick(values: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: values.get(key) for key in keys}
+
+
+def _triple(values: Mapping[str, Any]) -> str:
+    return " / ".join(_num(values.get(q)) for q in ("p50", "p95", "p99"))
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _load(values: Any) -> str:
+    if not values:
+        return "-"
+    return " ".join(f"{v:.2f}" for v in values)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

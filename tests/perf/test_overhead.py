@@ -1,0 +1,95 @@
+"""The benchmark's arithmetic: critical path, overhead, percentiles, slope, shape checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eval.perf.loadgen import Outcome, Sample, shape_problem
+from eval.perf.report import completion_rate
+from eval.perf.stats import critical_path_ms, percentile, ratio, slope_per_minute, summarize
+
+
+def verdict(rounds: list[list[float]], judge_ms: float, **extra: Any) -> dict[str, Any]:
+    """Return a verdict response with these juror latencies per round and judge latency."""
+    return {
+        "rounds": [
+            {"number": n, "positions": [{"latency_ms": ms} for ms in latencies]}
+            for n, latencies in enumerate(rounds, start=1)
+        ],
+        "judge": {"latency_ms": judge_ms},
+        "usage": {"calls": sum(len(r) for r in rounds) + 1},
+        **extra,
+    }
+
+
+def test_the_critical_path_is_each_rounds_slowest_juror_plus_the_judge() -> None:
+    answer = verdict([[10.0, 30.0, 20.0], [5.0, 40.0, 15.0]], 25.0)
+
+    assert critical_path_ms(answer) == 30.0 + 40.0 + 25.0
+
+
+def test_a_failed_juror_without_latency_counts_as_zero_and_no_judge_as_zero() -> None:
+    answer = {"rounds": [{"positions": [{"latency_ms": None}, {"latency_ms": 12.5}]}]}
+
+    assert critical_path_ms(answer) == 12.5
+
+
+def test_overhead_is_latency_beyond_the_critical_path() -> None:
+    sample = Sample(
+        planned_s=0.0,
+        lag_ms=0.5,
+        latency_ms=120.0,
+        outcome=Outcome(ok=True, critical_path_ms=95.0, calls=7),
+    )
+
+    assert sample.overhead_ms == 25.0
+
+
+def test_a_failed_request_has_no_overhead() -> None:
+    failed = Sample(planned_s=0, lag_ms=0, latency_ms=5, outcome=Outcome(ok=False, error="503"))
+
+    assert failed.overhead_ms is None
+
+
+def test_percentiles_interpolate_linearly() -> None:
+    values = [float(v) for v in range(1, 101)]
+
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile([], 50) is None
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_summary_reports_count_max_and_mean() -> None:
+    summary = summarize([1.0, 2.0, 3.0, 4.0])
+
+    assert (summary.n, summary.max, summary.mean, summary.p50) == (4, 4.0, 2.5, 2.5)
+
+
+def test_rss_slope_is_per_minute_and_zero_when_flat() -> None:
+    assert slope_per_minute([(0.0, 100.0), (30.0, 101.0), (60.0, 102.0)]) == pytest.approx(2.0)
+    assert slope_per_minute([(t, 50.0) for t in range(10)]) == 0.0
+    assert slope_per_minute([(0.0, 1.0)]) is None
+
+
+def test_ratio_refuses_a_missing_or_zero_divisor() -> None:
+    assert ratio(6.0, 3.0) == 2.0
+    assert ratio(6.0, 0.0) is None
+    assert ratio(None, 3.0) is None
+
+
+def test_throughput_counts_completions_between_the_first_and_the_last() -> None:
+    assert completion_rate([1.0, 1.5, 2.0, 2.5, 3.0]) == pytest.approx(2.0)
+    assert completion_rate([1.0]) is None
+
+
+def test_only_a_two_round_seven_call_verdict_without_failures_has_the_bench_shape() -> None:
+    good = verdict([[1, 2, 3], [1, 2, 3]], 1)
+    early_stop = verdict([[1, 2, 3]], 1)
+    failed = verdict([[1, 2, 3], [1, 2, 3]], 1, failures=[{"kind": "timeout"}])
+
+    assert shape_problem(good) is None
+    assert shape_problem(early_stop) == "1 rounds, 4 calls"
+    assert shape_problem(failed) == "failed calls: timeout"
