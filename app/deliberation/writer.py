@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 from sqlalchemy import insert
 
-from app.core.db import SessionMaker, session_scope
+from app.core.db import SessionMaker, connection_scope
 from app.deliberation.models import ModelCall
 
 
@@ -77,6 +77,5 @@ class CallWriter:
             pending.done = True
 
     async def _insert(self, rows: list[Mapping[str, Any]]) -> None:
-        async with session_scope(self._sessionmaker) as session:
-            connection = await session.connection()
+        async with connection_scope(self._sessionmaker) as connection:
             await connection.execute(insert(ModelCall), rows)

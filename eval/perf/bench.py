@@ -50,14 +50,17 @@ class BenchOptions:
 
     out: Path
     quick: bool = False
-    rates: tuple[float, ...] = (10, 25, 50, 75, 100, 150, 200, 300)
+    rates: tuple[float, ...] = (5, 10, 25, 50, 75, 100, 150, 200, 300)
     step_s: float = 10.0
     latency_ms: float = 50.0
     critical_latency_ms: float = 1000.0
     critical_dist: str = "lognormal"
     critical_s: float = 10.0
     soak_s: float = 0.0
+    soak_rate: float | None = None  # default: half the ceiling
     baseline_rate: float = 50.0
+    # A rate every client sustains, where overhead is per-verdict cost, not queueing (0: skip).
+    low_rate: float = 5.0
     proxy: bool = True
     refine: bool = True
     # The sweep's transport; the other one is measured at ``baseline_rate`` for comparison.
@@ -78,6 +81,7 @@ class BenchOptions:
             "drain_s": 8.0,
             "proxy": False,
             "compare_transports": False,
+            "low_rate": 0.0,
             **overrides,
         }
         return cls(out=out, **values)
@@ -209,9 +213,20 @@ async def _drive(context: Context) -> None:
         context.results["steps"] = steps
         context.results["ceiling_vps"] = ceiling
         context.results["critical_path"] = await _critical_path(context, send)
-        if options.soak_s > 0 and ceiling:
+        soak_rate = options.soak_rate or _half_of_sustained(steps, ceiling)
+        if options.soak_s > 0 and soak_rate:
             await _set_latency(context, options.latency_ms, "fixed")
-            context.results["soak"] = await _soak(context, send, rate=ceiling / 2)
+            context.results["soak"] = await _soak(context, send, rate=soak_rate)
+
+
+def _half_of_sustained(steps: list[dict[str, Any]], ceiling: float | None) -> float | None:
+    """Return half the ceiling, or, with none, half the highest rate served without error."""
+    if ceiling:
+        return ceiling / 2
+    served = [
+        s["rate"] for s in steps if s["errors"] == 0 and (s["achieved_vps"] or 0) >= 0.9 * s["rate"]
+    ]
+    return max(served) / 2 if served else None
 
 
 async def _one_step(context: Context, rate: float) -> None:
@@ -229,16 +244,17 @@ def _step_at(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
 
 
 async def _sweep(context: Context, send: Any) -> list[dict[str, Any]]:
-    """Run the rate steps; stop after two failures in a row; refine between pass and fail."""
+    """Run the rate steps up to two failures in a row; refine between a pass and a fail."""
     options = context.options
     steps: list[dict[str, Any]] = []
     failures_in_a_row = 0
-    for rate in options.rates:
+    for rate in sorted(options.rates):
+        # The headline rate is always measured; above it, two failures in a row end the climb.
+        if failures_in_a_row >= 2 and rate > options.baseline_rate:
+            break
         report = await _measured_step(context, send, rate)
         steps.append(report)
         failures_in_a_row = 0 if report["pass"] else failures_in_a_row + 1
-        if failures_in_a_row == 2:
-            break
     if options.refine:
         for _ in range(2):
             passed = [s["rate"] for s in steps if s["pass"]]
@@ -353,6 +369,9 @@ def _run_baselines(options: BenchOptions, tmp: Path, upstream_url: str) -> dict[
     results: dict[str, Any] = {}
     litellm_raw = _baseline_process(options, "litellm", f"{upstream_url}/v1")
     results["litellm"] = baseline_report(litellm_raw, options.latency_ms)
+    if options.low_rate:
+        low = _baseline_process(options, "litellm", f"{upstream_url}/v1", rate=options.low_rate)
+        results["litellm_low_rate"] = baseline_report(low, options.latency_ms)
     if not options.proxy:
         results["proxy"] = {"skipped": "--no-proxy"}
         return results
@@ -363,18 +382,26 @@ def _run_baselines(options: BenchOptions, tmp: Path, upstream_url: str) -> dict[
         return results
     with procs.running(proxy):
         proxy_url = reason
-        cpu_before = _tree_cpu(proxy.pid)
-        raw = _baseline_process(options, "proxy", proxy_url, key=key)
-        report = baseline_report(raw, options.latency_ms)
-        report["proxy_cpu_ms_per_verdict"] = _per_verdict(
-            _tree_cpu(proxy.pid) - cpu_before, report.get("completed")
-        )
-        results["proxy"] = report
+        for name, rate in (("proxy", options.baseline_rate), ("proxy_low_rate", options.low_rate)):
+            if not rate:
+                continue
+            cpu_before = _tree_cpu(proxy.pid)
+            raw = _baseline_process(options, "proxy", proxy_url, key=key, rate=rate)
+            report = baseline_report(raw, options.latency_ms)
+            report["proxy_cpu_ms_per_verdict"] = _per_verdict(
+                _tree_cpu(proxy.pid) - cpu_before, report.get("completed")
+            )
+            results[name] = report
     return results
 
 
 def _baseline_process(
-    options: BenchOptions, target: str, api_base: str, *, key: str = ""
+    options: BenchOptions,
+    target: str,
+    api_base: str,
+    *,
+    key: str = "",
+    rate: float | None = None,
 ) -> dict[str, Any]:
     argv = procs.python_module(
         "eval.perf.baseline",
@@ -383,7 +410,7 @@ def _baseline_process(
         "--api-base",
         api_base,
         "--rate",
-        str(options.baseline_rate),
+        str(rate or options.baseline_rate),
         "--duration",
         str(options.step_s),
         "--drain",

@@ -17,12 +17,15 @@ def bench(
         Path | None, typer.Option(help="Folder for results.json, results.md and the logs.")
     ] = None,
     rates: Annotated[
-        str | None, typer.Option(help="Comma-separated verdicts/s (default 10..300).")
+        str | None, typer.Option(help="Comma-separated verdicts/s (default 5..300).")
     ] = None,
     latency_ms: Annotated[float, typer.Option(help="Fake upstream latency per call.")] = 50.0,
     soak_s: Annotated[
         float, typer.Option(help="Soak at half the ceiling for this long (0: no soak).")
     ] = 0.0,
+    soak_rate: Annotated[
+        float | None, typer.Option(help="Soak at this rate instead of half the ceiling.")
+    ] = None,
     proxy: Annotated[
         bool | None,
         typer.Option(help="Measure the LiteLLM proxy too (default: not with --quick)."),
@@ -42,7 +45,12 @@ def bench(
     from eval.perf.report import render_markdown
 
     folder = out or Path("eval/runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
-    overrides: dict[str, Any] = {"latency_ms": latency_ms, "soak_s": soak_s, "transport": transport}
+    overrides: dict[str, Any] = {
+        "latency_ms": latency_ms,
+        "soak_s": soak_s,
+        "soak_rate": soak_rate,
+        "transport": transport,
+    }
     if proxy is not None:
         overrides["proxy"] = proxy
     if compare is not None:

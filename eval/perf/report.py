@@ -108,6 +108,7 @@ def summarize_results(
         "proxy_overhead_ms": _pick(proxy.get("overhead_vs_upstream_ms", {}), "p50", "p99")
         if "overhead_vs_upstream_ms" in proxy
         else None,
+        "low_rate_overhead_vs_upstream_ms": _low_rate_headline(jury, baselines),
         "ratios": _ratios(jury_total, litellm, proxy),
         "transport_comparison": jury.get("transport_comparison"),
         "soak": jury.get("soak"),
@@ -116,6 +117,25 @@ def summarize_results(
         "critical_path": critical,
         "baselines": dict(baselines),
     }
+
+
+def _low_rate_headline(
+    jury: Mapping[str, Any], baselines: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Return p50/p99 overhead vs upstream of Jury and each baseline at the low rate."""
+    low = baselines.get("litellm_low_rate")
+    if not low or "overhead_vs_upstream_ms" not in low:
+        return None
+    out: dict[str, Any] = {"rate": low["rate"]}
+    step = next((s for s in jury.get("steps", []) if s["rate"] == low["rate"]), None)
+    for name, row in (
+        ("jury", step),
+        ("litellm", low),
+        ("proxy", baselines.get("proxy_low_rate")),
+    ):
+        if row and "overhead_vs_upstream_ms" in row:
+            out[name] = _pick(row["overhead_vs_upstream_ms"], "p50", "p99")
+    return out
 
 
 def _ratios(
@@ -216,6 +236,8 @@ def _baseline_lines(results: Mapping[str, Any]) -> list[str]:
     )
     for name, label in (("litellm", "plain litellm script"), ("proxy", "LiteLLM proxy")):
         b = results["baselines"].get(name, {})
+        if name == "proxy" and not b:
+            continue
         if "overhead_vs_upstream_ms" not in b:
             reason = " ".join(str(b.get("skipped") or b.get("error") or "not run").split())
             lines.append(f"| {label} | - | - | - | - | not run: {reason[:200]} |")
@@ -228,6 +250,35 @@ def _baseline_lines(results: Mapping[str, Any]) -> list[str]:
             f"| {label} | {_num(o['p50'])} | {_num(o['p99'])} | {cpu} | "
             f"{_load(b.get('load_average'))} | {_num(ratios.get(f'jury_over_{name}_p50'))}, "
             f"{_num(ratios.get(f'jury_over_{name}_p99'))} |"
+        )
+    return [*lines, "", *_low_rate_lines(results)]
+
+
+def _low_rate_lines(results: Mapping[str, Any]) -> list[str]:
+    """Compare per-verdict overhead where nobody queues: Jury's and the baselines' low rate."""
+    baselines = results["baselines"]
+    low = baselines.get("litellm_low_rate")
+    if not low or "overhead_vs_upstream_ms" not in low:
+        return []
+    rate = low["rate"]
+    jury = next((s for s in results["steps"] if s["rate"] == rate), None)
+    rows = [("Jury (`POST /verdict`)", jury, "cpu_ms_per_verdict")] if jury else []
+    rows.append(("plain litellm script", low, "client_cpu_ms_per_verdict"))
+    proxy = baselines.get("proxy_low_rate")
+    if proxy and "overhead_vs_upstream_ms" in proxy:
+        rows.append(("LiteLLM proxy", proxy, "proxy_cpu_ms_per_verdict"))
+    lines = [
+        f"The same at {rate:g} v/s, where no client queues (overhead vs upstream, ms):",
+        "",
+        "| client | p50 | p95 | p99 | CPU ms/verdict | load 1m |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, row, cpu in rows:
+        o = row["overhead_vs_upstream_ms"]
+        load = row.get("load_average") or [None]
+        lines.append(
+            f"| {label} | {_num(o['p50'])} | {_num(o['p95'])} | {_num(o['p99'])} | "
+            f"{_num(row.get(cpu))} | {_num(load[0])} |"
         )
     return lines
 
