@@ -54,6 +54,7 @@ def serve(
         host=host,
         port=port,
         log_level="info",
+        access_log=settings.access_log,
         # Requests still running after the grace are cancelled: their verdicts are recorded
         # as interrupted before the lifespan closes the database.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),

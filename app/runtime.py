@@ -105,8 +105,10 @@ async def _open_services(
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     hub = ProviderHub(config, local_limiter=local_limiter)
-    trust = TrustSource(sessionmaker, config)
-    auth = Authenticator(sessionmaker, require_keys=settings.require_api_keys)
+    trust = TrustSource(sessionmaker, config, cache_s=settings.trust_cache_s)
+    auth = Authenticator(
+        sessionmaker, require_keys=settings.require_api_keys, cache_s=settings.auth_cache_s
+    )
     bus = ProgressBus(link, ttl_s=settings.events_ttl_s)
     verdicts = VerdictService(
         config=config,
@@ -158,5 +160,6 @@ async def _open_services(
         with anyio.CancelScope(shield=True):
             await verdicts.shutdown(settings.shutdown_grace_s)
             await queue.aclose()
+        verdicts.close()
         await hub.aclose()
         await engine.dispose()

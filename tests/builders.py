@@ -219,7 +219,11 @@ async def open_bench(
                 settings=resolved,
                 weights=weights,
             )
-        yield Bench(service=service, sessionmaker=runtime.sessionmaker)
+        try:
+            yield Bench(service=service, sessionmaker=runtime.sessionmaker)
+        finally:
+            if service is not runtime.verdicts:
+                service.close()
 
 
 @asynccontextmanager

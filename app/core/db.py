@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -44,18 +45,37 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 5})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        # WAL lets readers proceed during a write; the busy timeout waits out short locks.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed during a write; the busy timeout waits out short locks.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def threaded_sqlite_engine(engine: AsyncEngine) -> Engine | None:
+    """Return a blocking engine on the same SQLite file, for work run in a worker thread.
+
+    aiosqlite hands every DBAPI call (cursor, execute, commit, the pool's reset) to its
+    thread and back: five event-loop wake-ups per transaction. Run in one worker thread, a
+    whole transaction on this engine is one. None for other databases and in-memory SQLite
+    (another connection would see another database).
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    # Each transaction commits or rolls back itself: the pool's reset would be a wasted call.
+    sync = sa_create_engine(
+        url.set(drivername="sqlite"), connect_args={"timeout": 5}, pool_reset_on_return=None
+    )
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync
 
 
 def create_sessionmaker(engine: AsyncEngine) -> SessionMaker:
@@ -67,7 +87,7 @@ def create_sessionmaker(engine: AsyncEngine) -> SessionMaker:
 async def connection_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncConnection]:
     """Yield a bare connection in a transaction that commits on success, for Core statements.
 
-    No ORM session: a hot-path write (``CallWriter``) spends a third less CPU without one.
+    No ORM session: a hot-path write (``RecordWriter``) spends a third less CPU without one.
     Errors map as in ``session_scope``.
     """
     engine: AsyncEngine = sessionmaker.kw["bind"]

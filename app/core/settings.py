@@ -89,6 +89,28 @@ class Settings(BaseSettings):
         description="How long in-flight verdicts may run on at shutdown before they are "
         "interrupted (recorded as such).",
     )
+    trust_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a process reuses the active trust weights before reading them "
+        "again (0: every verdict reads them). An approval or rollback made through this "
+        "process applies at once; one made elsewhere (another replica, the CLI) within this.",
+    )
+    auth_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long a process reuses an API key lookup, and local mode's 'no key "
+        "exists yet' (0: every request reads them). A key revoked through this process stops "
+        "at once; one revoked elsewhere (another replica, the CLI) within this.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log every HTTP request (uvicorn's access log). Off by default: "
+        "/metrics counts requests by route and status, and a line per request costs CPU "
+        "at hundreds of verdicts per second.",
+    )
     log_level: str = "INFO"
     log_json: bool = False
 

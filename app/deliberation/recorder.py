@@ -15,7 +15,8 @@ from app.deliberation.events import Event, EventSink
 from app.deliberation.models import ModelCall
 from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.protocol import JurorTurn
-from app.deliberation.writer import CallWriter
+from app.deliberation.repository import MODEL_CALLS
+from app.deliberation.writer import RecordWriter
 from app.security.spend import Spend
 
 
@@ -24,11 +25,11 @@ class CallRecorder:
 
     Each call is committed as soon as it completes, before the protocol goes on, so that a
     crash mid-verdict still leaves every finished call on record. The process's
-    ``CallWriter`` shares one transaction among the calls of concurrent verdicts that
+    ``RecordWriter`` shares one transaction among the calls of concurrent verdicts that
     complete together.
     """
 
-    def __init__(self, writer: CallWriter, verdict_id: str, sink: EventSink) -> None:
+    def __init__(self, writer: RecordWriter, verdict_id: str, sink: EventSink) -> None:
         self._writer = writer
         self._verdict_id = verdict_id
         self.sink = sink
@@ -99,7 +100,7 @@ class CallRecorder:
         values = call_values(self._verdict_id, outcome, changed=changed)
         # Shielded: a call that finished is stored even when shutdown cancels the verdict.
         with anyio.CancelScope(shield=True):
-            await self._writer.write(values)
+            await self._writer.insert(MODEL_CALLS, values)
 
     async def _publish(self, event: Event) -> None:
         await self.sink.publish(event)

@@ -6,11 +6,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
-from sqlmodel import col, select
+from sqlalchemy import Table, Update, and_, func, or_, update
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.deliberation.models import ModelCall, Verdict
+
+# The tables the verdict record's group commit (``RecordWriter``) inserts into.
+VERDICTS: Table = SQLModel.metadata.tables[Verdict.__tablename__]
+MODEL_CALLS: Table = SQLModel.metadata.tables[ModelCall.__tablename__]
 
 
 class VerdictRepository:
@@ -97,11 +101,7 @@ class VerdictRepository:
         return (await self.session.exec(statement)).all()
 
     def _held_by(self, verdict_id: str, worker: str) -> list[Any]:
-        return [
-            col(Verdict.id) == verdict_id,
-            col(Verdict.status) == "running",
-            col(Verdict.claimed_by) == worker,
-        ]
+        return held_by(verdict_id, worker)
 
     async def _set_where(self, conditions: list[Any], **values: Any) -> bool:
         statement = (
@@ -160,6 +160,48 @@ class VerdictRepository:
         rows = (await self.session.exec(statement)).all()
         total = (await self.session.exec(total_statement)).one()
         return rows, int(total)
+
+
+def held_by(verdict_id: str, worker: str) -> list[Any]:
+    """Return the conditions under which ``worker``'s claim still holds a verdict."""
+    return [
+        col(Verdict.id) == verdict_id,
+        col(Verdict.status) == "running",
+        col(Verdict.claimed_by) == worker,
+    ]
+
+
+def finish_statement(verdict_id: str, claim: str | None, **values: Any) -> Update:
+    """Return the UPDATE that records a verdict's end; under a claim, only while it holds.
+
+    A claimed verdict's lease ends with it.
+    """
+    if claim is None:
+        return update(Verdict).where(col(Verdict.id) == verdict_id).values(**values)
+    return update(Verdict).where(*held_by(verdict_id, claim)).values(lease_until=None, **values)
+
+
+def new_verdict_row(**values: Any) -> dict[str, Any]:
+    """Return the column values that insert a new verdict: ``values`` over the defaults.
+
+    Every column is named, so that rows batched into one executemany have the same keys; keys
+    are column names (``metadata`` holds the caller's metadata).
+    """
+    unknown = values.keys() - _NEW_VERDICT.keys()
+    if unknown:
+        raise ValueError(f"not columns of verdicts: {sorted(unknown)}")
+    return {**_NEW_VERDICT, **values}
+
+
+# A new verdict's columns: those the caller must give are None here, as are the outcome's.
+_NEW_VERDICT: dict[str, Any] = {
+    **{column.name: None for column in VERDICTS.columns},
+    "metadata": {},
+    "prompt_tokens": 0,
+    "completion_tokens": 0,
+    "cost_usd": 0.0,
+    "attempts": 0,
+}
 
 
 def as_utc(moment: datetime) -> datetime:

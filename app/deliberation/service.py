@@ -37,7 +37,12 @@ from app.deliberation.models import Verdict
 from app.deliberation.prompts import Case
 from app.deliberation.protocol import Hearing, NoQuorumReachedError, Transcript, deliberate
 from app.deliberation.recorder import CallRecorder
-from app.deliberation.repository import VerdictRepository
+from app.deliberation.repository import (
+    VERDICTS,
+    VerdictRepository,
+    finish_statement,
+    new_verdict_row,
+)
 from app.deliberation.schemas import (
     VerdictAccepted,
     VerdictIncomplete,
@@ -46,7 +51,7 @@ from app.deliberation.schemas import (
     VerdictRequest,
     VerdictSummary,
 )
-from app.deliberation.writer import CallWriter
+from app.deliberation.writer import RecordWriter
 from app.providers.hub import ProviderHub
 from app.security.spend import Reservation, Spend, SpendGuard
 
@@ -110,7 +115,8 @@ class VerdictService:
         # Every verdict's events also go to the progress log that the SSE stream follows.
         self._progress = progress or NullSink()
         self._in_flight = InFlight()
-        self._calls = CallWriter(sessionmaker)
+        # The verdict record's writes, shared among concurrent verdicts' transactions.
+        self._record = RecordWriter(sessionmaker)
 
     async def decide(
         self,
@@ -195,6 +201,10 @@ class VerdictService:
     def _sink(self, sink: EventSink | None) -> EventSink:
         return Tee(sink, self._progress) if sink is not None else self._progress
 
+    def close(self) -> None:
+        """Release the record writer's connections (after ``shutdown``)."""
+        self._record.close()
+
     async def shutdown(self, grace_s: float) -> int:
         """Let in-flight verdicts finish for ``grace_s``, then interrupt the rest."""
         interrupted = await self._in_flight.drain(grace_s)
@@ -217,7 +227,7 @@ class VerdictService:
 
         The spend is reserved before the verdict is recorded: a refused request leaves no row.
         """
-        recorder = CallRecorder(self._calls, docket.verdict_id, sink)
+        recorder = CallRecorder(self._record, docket.verdict_id, sink)
         try:
             if claim is None:
                 await self._insert(docket, request, api_key_id, status="running")
@@ -456,7 +466,7 @@ class VerdictService:
     async def _insert(
         self, docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
     ) -> None:
-        row = Verdict(
+        row = new_verdict_row(
             id=docket.verdict_id,
             created_at=docket.created_at,
             status=status,
@@ -466,12 +476,11 @@ class VerdictService:
             category=request.category,
             panel=docket.panel,
             request=request.model_dump(mode="json"),
-            caller_metadata=request.metadata,
+            metadata=request.metadata,
             weights_version=docket.weights_version,
             api_key_id=api_key_id,
         )
-        async with session_scope(self._sessionmaker) as session:
-            await VerdictRepository(session).add(row)
+        await self._record.insert(VERDICTS, row)
 
     async def _record_completed(self, verdict: VerdictOut, claim: str | None) -> None:
         await self._finish(
@@ -515,18 +524,15 @@ class VerdictService:
 
     async def _finish(self, verdict_id: str, claim: str | None, **values: Any) -> None:
         """Record a verdict's end; under a claim, only while the claim is still this worker's."""
-        finished_at = datetime.now(UTC)
-        async with session_scope(self._sessionmaker) as session:
-            repository = VerdictRepository(session)
-            if claim is None:
-                await repository.update(verdict_id, finished_at=finished_at, **values)
-                return
-            if not await repository.update_claimed(
-                verdict_id, claim, finished_at=finished_at, lease_until=None, **values
-            ):
-                raise ClaimLostError(
-                    f"verdict '{verdict_id}' was taken over by another worker", id=verdict_id
-                )
+        statement = finish_statement(verdict_id, claim, finished_at=datetime.now(UTC), **values)
+        changed = await self._record.update(statement)
+        if changed == 1:
+            return
+        if claim is not None:
+            raise ClaimLostError(
+                f"verdict '{verdict_id}' was taken over by another worker", id=verdict_id
+            )
+        raise LookupError(verdict_id)
 
     def _metric_category(self, category: str) -> str:
         """Return a bounded label: configured categories by name, the rest as 'other'."""

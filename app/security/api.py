@@ -19,10 +19,16 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Admin])
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield the request's unit of work, committed before the response is sent."""
+    """Yield the request's unit of work, committed before the response is sent.
+
+    After a committed change (a key created or revoked), the process's cached key lookups
+    are dropped: a revoked key stops at once here.
+    """
     runtime: Runtime = request.app.state.runtime
     async with session_scope(runtime.sessionmaker) as session:
         yield session
+    if request.method not in ("GET", "HEAD"):
+        runtime.auth.forget()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

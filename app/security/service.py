@@ -8,8 +8,10 @@ every key is revoked later (an open server must never follow from a revocation).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
+from cachetools import TTLCache
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.db import SessionMaker, session_scope
@@ -20,6 +22,9 @@ from app.security.repository import KeyRepository
 from app.security.schemas import KeyCreate, KeyCreated, KeyOut
 
 logger = logging.getLogger("jury.security")
+
+# Distinct keys whose lookups a process keeps; past this the oldest are read again.
+KEY_CACHE_SIZE = 10_000
 
 
 class KeyService:
@@ -48,7 +53,11 @@ class KeyService:
         return [KeyOut.model_validate(row) for row in await self._repo.all()]
 
     async def revoke(self, name_or_id: str) -> KeyOut:
-        """Revoke a key named, or numbered, ``name_or_id``; it stops working at once."""
+        """Revoke a key named, or numbered, ``name_or_id``.
+
+        It stops working at once in the process that revoked it, and within
+        ``JURY_AUTH_CACHE_S`` in others (they reuse a key lookup that long).
+        """
         row = await self._find(name_or_id)
         assert row.id is not None
         if not await self._repo.revoke(row.id, datetime.now(UTC)):
@@ -66,16 +75,34 @@ class KeyService:
 
 
 class Authenticator:
-    """Turn a request's bearer key into a ``Principal``; built once per process."""
+    """Turn a request's bearer key into a ``Principal``; built once per process.
 
-    def __init__(self, sessionmaker: SessionMaker, *, require_keys: bool = False) -> None:
+    Each lookup is reused for ``cache_s`` (a key's principal, and local mode's "no key exists
+    yet"), so that a request costs no query: a key revoked through this process stops at once
+    (``forget``); one revoked elsewhere within ``cache_s``.
+    """
+
+    def __init__(
+        self, sessionmaker: SessionMaker, *, require_keys: bool = False, cache_s: float = 0.0
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._required = require_keys
+        self._cache_s = cache_s
+        # Unknown keys are cached too: guessing keys must not cost a query per guess.
+        self._keys: TTLCache[str, Principal | None] = TTLCache(
+            maxsize=KEY_CACHE_SIZE, ttl=max(cache_s, 1e-9)
+        )
+        self._local_until = 0.0
 
     @property
     def required(self) -> bool:
         """Return whether a key is known to be required (keys exist, or settings say so)."""
         return self._required
+
+    def forget(self) -> None:
+        """Drop every cached lookup (a key was created or revoked through this process)."""
+        self._keys.clear()
+        self._local_until = 0.0
 
     async def start(self) -> None:
         """Note at start-up whether keys exist, and say which mode Jury runs in."""
@@ -98,16 +125,30 @@ class Authenticator:
 
     async def keys_required(self) -> bool:
         """Return whether requests need a key; once true, it stays true for the process."""
-        if not self._required:
+        if not self._required and time.monotonic() >= self._local_until:
+            checked_at = time.monotonic()
             async with session_scope(self._sessionmaker) as session:
                 self._required = await KeyRepository(session).any_active()
+            self._local_until = checked_at + self._cache_s
         return self._required
 
     async def _verify(self, key: str) -> Principal:
-        async with session_scope(self._sessionmaker) as session:
-            row = await KeyRepository(session).by_hash(hash_key(key))
-        if row is None or row.revoked_at is not None or row.id is None:
+        digest = hash_key(key)
+        if digest in self._keys:
+            principal = self._keys[digest]
+        else:
+            principal = await self._lookup(digest)
+            if self._cache_s > 0:
+                self._keys[digest] = principal
+        if principal is None:
             raise UnauthorizedError("unknown or revoked API key")
         # A key presented proves keys exist: local mode is over.
         self._required = True
+        return principal
+
+    async def _lookup(self, digest: str) -> Principal | None:
+        async with session_scope(self._sessionmaker) as session:
+            row = await KeyRepository(session).by_hash(digest)
+        if row is None or row.revoked_at is not None or row.id is None:
+            return None
         return Principal(name=row.name, role=Role(row.role), key_id=row.id)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -81,17 +82,41 @@ def calibration_for(current: Effective, category: str, judge: ModelSpec) -> Cali
 
 
 class TrustSource:
-    """Read the active weights and calibration for each verdict, in its own short session."""
+    """Read the active weights and calibration for each verdict, reused for ``cache_s``.
 
-    def __init__(self, sessionmaker: SessionMaker, config: JuryConfig) -> None:
+    Every verdict needs them, and they change only when a reviewer approves or rolls back:
+    reading them once per ``cache_s`` takes two queries off each verdict. ``invalidate`` (called
+    after an approval or rollback in this process) makes the next verdict read them again.
+    """
+
+    def __init__(self, sessionmaker: SessionMaker, config: JuryConfig, *, cache_s: float = 0.0):
         self._sessionmaker = sessionmaker
         self._config = config
+        self._cache_s = cache_s
+        self._cached: Effective | None = None
+        self._read_at = 0.0
+        # Bumped by ``invalidate``: a read that started before it must not be kept.
+        self._generation = 0
+        # Versions never change once approved: their maps are kept for the process's life.
+        self._versions: dict[int, Effective] = {}
+
+    def invalidate(self) -> None:
+        """Forget the cached state: the next verdict reads the active version again."""
+        self._generation += 1
+        self._cached = None
 
     async def current(self) -> Effective:
-        """Return the effective trust settings now."""
+        """Return the effective trust settings now (at most ``cache_s`` old)."""
+        cached = self._cached
+        if cached is not None and time.monotonic() - self._read_at < self._cache_s:
+            return cached
+        generation, read_at = self._generation, time.monotonic()
         async with session_scope(self._sessionmaker) as session:
             state = await TrustRepository(session).active()
-        return effective(state, self._config)
+        current = effective(state, self._config)
+        if generation == self._generation:
+            self._cached, self._read_at = current, read_at
+        return current
 
     async def active(self, category: str) -> tuple[int | None, Mapping[str, float]]:
         """Return the active version and the jurors' weights in ``category``."""
@@ -104,13 +129,21 @@ class TrustSource:
         """Return the calibration map of ``version`` for a category and judge, if any."""
         if version is None:
             return None
+        stored = self._versions.get(version)
+        if stored is None:
+            stored = await self._version(version)
+            if stored is None:
+                return None
+            self._versions[version] = stored
+        return calibration_for(stored, category, judge)
+
+    async def _version(self, version: int) -> Effective | None:
         async with session_scope(self._sessionmaker) as session:
             row = await TrustRepository(session).version(version)
         if row is None:
             return None
         # Versions are immutable, so reading by number gives the map of the weights just used.
-        state = ActiveState(activation=None, version=row)
-        return calibration_for(effective(state, self._config), category, judge)
+        return effective(ActiveState(activation=None, version=row), self._config)
 
     async def report_drift(self) -> tuple[DroppedWeights, ...]:
         """Log, at start-up, every active weight that no longer applies."""

@@ -47,9 +47,16 @@ def _runtime(request: Request) -> Runtime:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield the request's unit of work: committed before the response is sent."""
-    async with session_scope(_runtime(request).sessionmaker) as session:
+    """Yield the request's unit of work: committed before the response is sent.
+
+    After a committed change (approval, rollback), this process's verdicts stop reusing the
+    trust settings they cached: the next one reads the active version.
+    """
+    runtime = _runtime(request)
+    async with session_scope(runtime.sessionmaker) as session:
         yield session
+    if request.method not in ("GET", "HEAD"):
+        runtime.trust.invalidate()
 
 
 # scope="function": the commit happens before the response, so a failed commit is an error

@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from app.core.db import create_engine, create_sessionmaker, session_scope
 from app.core.errors import UnavailableError
 from app.deliberation.models import Verdict
-from app.deliberation.repository import VerdictRepository
-from app.deliberation.writer import CallWriter
+from app.deliberation.repository import (
+    MODEL_CALLS,
+    VERDICTS,
+    VerdictRepository,
+    finish_statement,
+    new_verdict_row,
+)
+from app.deliberation.writer import RecordWriter
 from tests.builders import calls_of
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def commits() -> Iterator[list[int]]:
+    """Return a list that grows by one at each commit, on any engine (the writer has its own)."""
+    seen: list[int] = []
+
+    def on_commit(_connection: Any) -> None:
+        seen.append(1)
+
+    event.listen(Engine, "commit", on_commit)
+    yield seen
+    event.remove(Engine, "commit", on_commit)
 
 
 def values(verdict_id: str, juror: str) -> dict[str, Any]:
@@ -59,39 +79,38 @@ async def add_verdict(sessionmaker: Any, verdict_id: str) -> None:
 
 
 async def test_concurrent_calls_share_transactions_and_are_all_stored(
-    sqlite_database: str,
+    database_url: str, commits: list[int]
 ) -> None:
-    engine = create_engine(sqlite_database)
+    engine = create_engine(database_url)
     sessionmaker = create_sessionmaker(engine)
-    commits: list[int] = []
-    event.listen(engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    writer = RecordWriter(sessionmaker)
     try:
         await add_verdict(sessionmaker, "v1")
         commits.clear()
-        writer = CallWriter(sessionmaker)
         jurors = [f"juror-{n}" for n in range(30)]
         async with anyio.create_task_group() as group:
             for juror in jurors:
-                group.start_soon(writer.write, values("v1", juror))
+                group.start_soon(writer.insert, MODEL_CALLS, values("v1", juror))
         stored = await calls_of(sessionmaker, "v1")
     finally:
+        writer.close()
         await engine.dispose()
 
     assert sorted(call.juror for call in stored) == sorted(jurors)
     assert 1 <= len(commits) < len(jurors)
 
 
-async def test_a_bad_row_fails_only_its_own_write(sqlite_database: str) -> None:
-    engine = create_engine(sqlite_database)
+async def test_a_bad_row_fails_only_its_own_write(database_url: str) -> None:
+    engine = create_engine(database_url)
     sessionmaker = create_sessionmaker(engine)
+    writer = RecordWriter(sessionmaker)
     outcomes: dict[str, str] = {}
     try:
         await add_verdict(sessionmaker, "v1")
-        writer = CallWriter(sessionmaker)
 
         async def write(verdict_id: str, juror: str) -> None:
             try:
-                await writer.write(values(verdict_id, juror))
+                await writer.insert(MODEL_CALLS, values(verdict_id, juror))
                 outcomes[juror] = "stored"
             except UnavailableError:
                 outcomes[juror] = "failed"
@@ -103,7 +122,81 @@ async def test_a_bad_row_fails_only_its_own_write(sqlite_database: str) -> None:
             group.start_soon(write, "v1", "charlie")
         stored = await calls_of(sessionmaker, "v1")
     finally:
+        writer.close()
         await engine.dispose()
 
     assert outcomes == {"alpha": "stored", "bravo": "failed", "charlie": "stored"}
     assert sorted(call.juror for call in stored) == ["alpha", "charlie"]
+
+
+def verdict_row(verdict_id: str) -> dict[str, Any]:
+    """Return the column values of a new running verdict."""
+    return new_verdict_row(
+        id=verdict_id,
+        created_at=datetime.now(UTC),
+        status="running",
+        question="Ship it?",
+        options=["approve", "reject"],
+        category="default",
+        panel="default",
+        request={},
+        metadata={"ticket": "OPS-1"},
+    )
+
+
+async def test_one_batch_inserts_parents_first_and_counts_each_update(
+    database_url: str, commits: list[int]
+) -> None:
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
+    writer = RecordWriter(sessionmaker)
+    changed: dict[str, int] = {}
+    try:
+        await add_verdict(sessionmaker, "v1")
+        commits.clear()
+
+        async def finish(verdict_id: str) -> None:
+            statement = finish_statement(verdict_id, None, status="completed", verdict="approve")
+            changed[verdict_id] = await writer.update(statement)
+
+        # A call row queued before its verdict's row, in the same batch: the verdict goes first.
+        async with anyio.create_task_group() as group:
+            group.start_soon(writer.insert, MODEL_CALLS, values("v1", "alpha"))
+            group.start_soon(finish, "v1")
+            group.start_soon(finish, "missing")
+            group.start_soon(writer.insert, MODEL_CALLS, values("v2", "bravo"))
+            group.start_soon(writer.insert, VERDICTS, verdict_row("v2"))
+        async with session_scope(sessionmaker) as session:
+            repository = VerdictRepository(session)
+            v1, v2 = await repository.get("v1"), await repository.get("v2")
+        calls = [*(await calls_of(sessionmaker, "v1")), *(await calls_of(sessionmaker, "v2"))]
+    finally:
+        writer.close()
+        await engine.dispose()
+
+    assert changed == {"v1": 1, "missing": 0}
+    assert v1 is not None
+    assert (v1.status, v1.verdict) == ("completed", "approve")
+    assert v2 is not None
+    assert v2.caller_metadata == {"ticket": "OPS-1"}
+    assert sorted(call.juror for call in calls) == ["alpha", "bravo"]
+    assert 1 <= len(commits) <= 2
+
+
+async def test_an_update_under_a_lost_claim_changes_nothing(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
+    writer = RecordWriter(sessionmaker)
+    try:
+        await add_verdict(sessionmaker, "v1")
+        # v1 is running but claimed by nobody: worker-1's claim does not hold it.
+        lost = await writer.update(finish_statement("v1", "worker-1", status="completed"))
+        async with session_scope(sessionmaker) as session:
+            row = await VerdictRepository(session).get("v1")
+    finally:
+        writer.close()
+        await engine.dispose()
+
+    assert lost == 0
+    assert row is not None
+    assert row.status == "running"

@@ -7,8 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
@@ -51,9 +50,12 @@ async def test_a_database_that_refuses_connections_is_a_503() -> None:
 
 
 @contextmanager
-def failing(app: FastAPI, fails: Callable[[str], bool]) -> Iterator[list[str]]:
-    """Make every statement for which ``fails`` holds fail as a lost connection would."""
-    engine = app.state.runtime.engine.sync_engine
+def failing(fails: Callable[[str], bool]) -> Iterator[list[str]]:
+    """Make every statement for which ``fails`` holds fail as a lost connection would.
+
+    On every engine of the process: on SQLite the verdict record is written through an engine
+    of its own (``threaded_sqlite_engine``).
+    """
     refused: list[str] = []
 
     def before_execute(*args: Any) -> None:
@@ -62,11 +64,11 @@ def failing(app: FastAPI, fails: Callable[[str], bool]) -> Iterator[list[str]]:
             refused.append(statement)
             raise OperationalError(statement, None, ConnectionResetError("connection lost"))
 
-    event.listen(engine, "before_cursor_execute", before_execute)
+    event.listen(Engine, "before_cursor_execute", before_execute)
     try:
         yield refused
     finally:
-        event.remove(engine, "before_cursor_execute", before_execute)
+        event.remove(Engine, "before_cursor_execute", before_execute)
 
 
 async def verdict_rows(database_url: str) -> list[Verdict]:
@@ -83,7 +85,7 @@ async def test_a_lost_final_write_is_a_503_not_an_unstored_verdict(database_url:
     key = await add_key(database_url, "agent", Role.AGENT)
     app = create_app(make_settings(database_url), config=quick_config())
     async with serving(app) as client:
-        with failing(app, lambda sql: sql.startswith("UPDATE verdicts")) as refused:
+        with failing(lambda sql: sql.startswith("UPDATE verdicts")) as refused:
             response = await client.post(
                 "/verdict", json={"question": "Ship it?"}, headers=bearer(key)
             )
@@ -106,7 +108,7 @@ async def test_a_lost_final_write_is_a_503_not_an_unstored_verdict(database_url:
 async def test_a_lost_call_write_mid_verdict_is_a_503(database_url: str) -> None:
     app = create_app(make_settings(database_url), config=quick_config())
     async with serving(app) as client:
-        with failing(app, lambda sql: sql.startswith("INSERT INTO model_calls")):
+        with failing(lambda sql: sql.startswith("INSERT INTO model_calls")):
             response = await client.post("/verdict", json={"question": "Ship it?"})
 
     assert response.status_code == 503, response.text

@@ -40,7 +40,13 @@ def test_local_mode_serves_on_loopback_and_says_so(served: list[dict[str, Any]])
     assert "local mode: no API key exists, requests are not authenticated" in flat(result.stdout)
     assert "listening on 127.0.0.1 only" in flat(result.stdout)
     assert served == [
-        {"host": "127.0.0.1", "port": 8000, "log_level": "info", "timeout_graceful_shutdown": 30}
+        {
+            "host": "127.0.0.1",
+            "port": 8000,
+            "log_level": "info",
+            "access_log": False,
+            "timeout_graceful_shutdown": 30,
+        }
     ]
 
 
