@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import ops
 from app.core.config import JuryConfig
+from app.core.heap import freeze_startup_heap
 from app.core.http import BodySizeLimit, RequestTiming, install_error_handlers
 from app.core.settings import Settings, get_settings
 from app.deliberation import api as deliberation_api
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
         async with open_runtime(settings, config=config, run_queue=True) as runtime:
             app.state.runtime = runtime
             app.state.verdict_service = runtime.verdicts
+            freeze_startup_heap()
             yield
 
     app = FastAPI(

@@ -135,31 +135,39 @@ async def _open_services(
         limiter=RateLimiter(settings.rate_limit_per_minute, link),
         keys=IdempotencyKeys(link, ttl_s=settings.idempotency_ttl_s),
     )
-    try:
-        # Weights learned for a juror's previous model do not apply; say so at start-up.
-        await trust.report_drift()
-        await auth.start()
-        yield Runtime(
-            settings=settings,
-            config=config,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            hub=hub,
-            verdicts=verdicts,
-            trust=trust,
-            trust_policy=TrustPolicy(),
-            auth=auth,
-            redis=link,
-            jobs=jobs,
-            queue=queue,
-            intake=intake,
-            progress=Progress(bus, verdicts),
-        )
-    finally:
-        # Before the engine goes: verdicts in progress finish, or record their interruption.
-        with anyio.CancelScope(shield=True):
-            await verdicts.shutdown(settings.shutdown_grace_s)
-            await queue.aclose()
-        verdicts.close()
-        await hub.aclose()
-        await engine.dispose()
+    async with AsyncExitStack() as stack:
+        try:
+            # Weights learned for a juror's previous model do not apply; say so at start-up.
+            await trust.report_drift()
+            await auth.start()
+            records = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(records.cancel_scope.cancel)
+            await records.start(verdicts.write_records)
+            yield Runtime(
+                settings=settings,
+                config=config,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                hub=hub,
+                verdicts=verdicts,
+                trust=trust,
+                trust_policy=TrustPolicy(),
+                auth=auth,
+                redis=link,
+                jobs=jobs,
+                queue=queue,
+                intake=intake,
+                progress=Progress(bus, verdicts),
+            )
+        finally:
+            # Before the engine goes: verdicts in progress finish, or record their interruption.
+            with anyio.CancelScope(shield=True):
+                await verdicts.shutdown(settings.shutdown_grace_s)
+                await queue.aclose()
+            try:
+                # Then the record writer stops, committing what it was handed first.
+                await stack.aclose()
+            finally:
+                verdicts.close()
+                await hub.aclose()
+                await engine.dispose()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -15,18 +16,20 @@ from app.deliberation.events import Event, EventSink
 from app.deliberation.models import ModelCall
 from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.protocol import JurorTurn
-from app.deliberation.repository import MODEL_CALLS
-from app.deliberation.writer import RecordWriter
+from app.deliberation.repository import MODEL_CALLS, VERDICTS
+from app.deliberation.writer import RecordWriter, Row, Unit
 from app.security.spend import Spend
 
 
 class CallRecorder:
     """The protocol's observer for one verdict.
 
-    Each call is committed as soon as it completes, before the protocol goes on, so that a
-    crash mid-verdict still leaves every finished call on record. The process's
-    ``RecordWriter`` shares one transaction among the calls of concurrent verdicts that
-    complete together.
+    Each juror call is handed to the process's ``RecordWriter`` the moment it completes and
+    committed straight away, in a transaction shared with the calls of concurrent verdicts,
+    while the protocol goes on: a crash mid-verdict leaves every call whose commit had ended on
+    record, and the next round does not wait for the database. A write that failed stops the
+    verdict at the next call. The judge's call is written with the verdict's outcome, in one
+    unit (``final_rows``), and ``flush`` waits for the rest before the verdict is answered.
     """
 
     def __init__(self, writer: RecordWriter, verdict_id: str, sink: EventSink) -> None:
@@ -34,6 +37,19 @@ class CallRecorder:
         self._verdict_id = verdict_id
         self.sink = sink
         self.spent = Spend()
+        self._units: list[Unit] = []
+        # Rows that go into the verdict's final unit, with its outcome: the judge's call.
+        self.final_rows: list[Row] = []
+
+    def open(self, row: Mapping[str, Any]) -> None:
+        """Hand the verdict's own row over, ahead of its calls (the writer keeps the order)."""
+        self._units.append(self._writer.submit([(VERDICTS, row)]))
+
+    async def flush(self) -> None:
+        """Return once every row handed over is committed; raise why one was not."""
+        # Shielded: shutdown's cancellation must not leave a verdict's calls half-written.
+        with anyio.CancelScope(shield=True):
+            await self._writer.wait(self._units)
 
     async def juror_answered(self, turn: JurorTurn) -> None:
         """Store, count and announce one juror call."""
@@ -78,8 +94,8 @@ class CallRecorder:
         )
 
     async def judge_answered(self, outcome: CallOutcome[JudgeAnswer]) -> None:
-        """Store, count and announce the judge's call."""
-        await self._store(outcome, changed=False)
+        """Count and announce the judge's call; it is stored with the verdict's outcome."""
+        await self._store(outcome, changed=False, with_outcome=True)
         answer = outcome.answer
         await self._publish(
             Event(
@@ -93,14 +109,24 @@ class CallRecorder:
             )
         )
 
-    async def _store(self, outcome: CallOutcome[Any], *, changed: bool) -> None:
+    async def _store(
+        self, outcome: CallOutcome[Any], *, changed: bool, with_outcome: bool = False
+    ) -> None:
         _count(outcome)
         # Counted before the write: a call that was made is spent, stored or not.
         self.spent = self.spent + spend_of([outcome])
-        values = call_values(self._verdict_id, outcome, changed=changed)
-        # Shielded: a call that finished is stored even when shutdown cancels the verdict.
-        with anyio.CancelScope(shield=True):
-            await self._writer.insert(MODEL_CALLS, values)
+        row = (MODEL_CALLS, call_values(self._verdict_id, outcome, changed=changed))
+        self._raise_failed_write()
+        if with_outcome:
+            self.final_rows.append(row)
+            return
+        self._units.append(self._writer.submit([row]))
+
+    def _raise_failed_write(self) -> None:
+        """Stop the verdict once one of its writes failed: it could not be recorded."""
+        for unit in self._units:
+            if unit.error is not None:
+                raise unit.error
 
     async def _publish(self, event: Event) -> None:
         await self.sink.publish(event)
@@ -145,10 +171,25 @@ def call_values(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) ->
 
 
 def _count(outcome: CallOutcome[Any]) -> None:
-    name = outcome.spec.name
     result = outcome.failure.kind.value if outcome.failure else "ok"
-    metrics.JUROR_CALLS.labels(name, outcome.role, result).inc()
-    metrics.JUROR_LATENCY.labels(name, outcome.role).observe(outcome.latency_ms / 1000)
-    metrics.TOKENS.labels(name, "prompt").inc(outcome.prompt_tokens)
-    metrics.TOKENS.labels(name, "completion").inc(outcome.completion_tokens)
-    metrics.COST.labels(name).inc(outcome.cost_usd)
+    calls, latency, prompt, completion, cost = _series(outcome.spec.name, outcome.role, result)
+    calls.inc()
+    latency.observe(outcome.latency_ms / 1000)
+    prompt.inc(outcome.prompt_tokens)
+    completion.inc(outcome.completion_tokens)
+    cost.inc(outcome.cost_usd)
+
+
+@functools.cache
+def _series(name: str, role: str, result: str) -> tuple[Any, Any, Any, Any, Any]:
+    """Return a call's metric series; looked up once (``labels`` costs ~15 us a call).
+
+    Bounded: configured models x two roles x the failure kinds.
+    """
+    return (
+        metrics.JUROR_CALLS.labels(name, role, result),
+        metrics.JUROR_LATENCY.labels(name, role),
+        metrics.TOKENS.labels(name, "prompt"),
+        metrics.TOKENS.labels(name, "completion"),
+        metrics.COST.labels(name),
+    )

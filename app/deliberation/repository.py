@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, and_, func, or_, update
+from sqlalchemy import Table, Update, and_, bindparam, func, or_, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -171,14 +173,58 @@ def held_by(verdict_id: str, worker: str) -> list[Any]:
     ]
 
 
-def finish_statement(verdict_id: str, claim: str | None, **values: Any) -> Update:
-    """Return the UPDATE that records a verdict's end; under a claim, only while it holds.
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An UPDATE of one verdict row, and the values it binds this time.
+
+    The statement is built once per set of columns (``_update_statement``): building and
+    hashing an UPDATE with its values inline cost about a millisecond per verdict.
+    """
+
+    statement: Update
+    params: dict[str, Any]
+
+
+def claimed_statement(verdict_id: str, worker: str, **values: Any) -> Change:
+    """Return the change that sets ``values`` only while ``worker``'s claim holds the verdict.
+
+    The claim's lease ends with it.
+    """
+    values = {"lease_until": None, **values}
+    statement = _update_statement(frozenset(values), claimed=True)
+    return Change(statement, _params(values, b_id=verdict_id, b_worker=worker))
+
+
+def finish_statement(verdict_id: str, claim: str | None, **values: Any) -> Change:
+    """Return the change that records a verdict's end; under a claim, only while it holds.
 
     A claimed verdict's lease ends with it.
     """
-    if claim is None:
-        return update(Verdict).where(col(Verdict.id) == verdict_id).values(**values)
-    return update(Verdict).where(*held_by(verdict_id, claim)).values(lease_until=None, **values)
+    if claim is not None:
+        return claimed_statement(verdict_id, claim, **values)
+    statement = _update_statement(frozenset(values), claimed=False)
+    return Change(statement, _params(values, b_id=verdict_id))
+
+
+def _params(values: dict[str, Any], **keys: Any) -> dict[str, Any]:
+    return {**{f"v_{name}": value for name, value in values.items()}, **keys}
+
+
+@functools.cache
+def _update_statement(columns: frozenset[str], *, claimed: bool) -> Update:
+    table = VERDICTS
+    conditions = [table.c.id == bindparam("b_id")]
+    if claimed:
+        conditions += [
+            table.c.status == "running",
+            table.c.claimed_by == bindparam("b_worker"),
+        ]
+    # Untyped bind parameters take their column's type (JSON, timezone-aware datetimes).
+    return (
+        update(table)
+        .where(*conditions)
+        .values({table.c[name]: bindparam(f"v_{name}") for name in sorted(columns)})
+    )
 
 
 def new_verdict_row(**values: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ The API, the CLI and the evaluation harness all decide verdicts through ``Verdic
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import secrets
 import time
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import anyio
+from anyio.abc import TaskStatus
 
 from app.core import metrics
 from app.core.config import JuryConfig, ModelSpec, Panel
@@ -40,6 +42,7 @@ from app.deliberation.recorder import CallRecorder
 from app.deliberation.repository import (
     VERDICTS,
     VerdictRepository,
+    claimed_statement,
     finish_statement,
     new_verdict_row,
 )
@@ -51,7 +54,7 @@ from app.deliberation.schemas import (
     VerdictRequest,
     VerdictSummary,
 )
-from app.deliberation.writer import RecordWriter
+from app.deliberation.writer import RecordWriter, Row
 from app.providers.hub import ProviderHub
 from app.security.spend import Reservation, Spend, SpendGuard
 
@@ -201,6 +204,13 @@ class VerdictService:
     def _sink(self, sink: EventSink | None) -> EventSink:
         return Tee(sink, self._progress) if sink is not None else self._progress
 
+    async def write_records(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Commit the verdict record as verdicts hand it over, until cancelled (after
+        ``shutdown``); without it, each verdict commits its own writes when it waits on them."""
+        await self._record.run(task_status=task_status)
+
     def close(self) -> None:
         """Release the record writer's connections (after ``shutdown``)."""
         self._record.close()
@@ -230,7 +240,8 @@ class VerdictService:
         recorder = CallRecorder(self._record, docket.verdict_id, sink)
         try:
             if claim is None:
-                await self._insert(docket, request, api_key_id, status="running")
+                # Written while round 1 runs; the writer commits it before any of its calls.
+                recorder.open(self._new_row(docket, request, api_key_id, status="running"))
             started = time.perf_counter()
             transcript = await self._deliberate(docket, hearing, recorder, claim)
             specs = {spec.name: spec for spec in self.config.models()}
@@ -239,7 +250,7 @@ class VerdictService:
             )
             # Shielded: a verdict whose transcript is complete is stored, shutdown or not.
             with anyio.CancelScope(shield=True):
-                await self._record_completed(verdict, claim)
+                await self._record_completed(verdict, claim, recorder)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._settle(reservation, recorder.spent)
@@ -429,12 +440,15 @@ class VerdictService:
         try:
             if len(hearing.jurors) < hearing.quorum:
                 raise NoQuorumReachedError(Transcript(), len(hearing.jurors), hearing.quorum)
-            return await deliberate(self._hub, hearing, recorder)
+            transcript = await deliberate(self._hub, hearing, recorder)
+            # Every call on record before the outcome is decided (a failed write fails here).
+            await recorder.flush()
+            return transcript
         except NoQuorumReachedError as exc:
-            raise await self._record_no_quorum(docket, exc, recorder.sink, claim) from None
+            raise await self._record_no_quorum(docket, exc, recorder, claim) from None
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await self._record_failure(docket.verdict_id, exc, recorder.sink, claim)
+                await self._record_failure(docket.verdict_id, exc, recorder, claim)
             # A failed write inside a round's task group arrives wrapped: answer with the
             # Jury error itself (a 503 for a database fault), not a 500 for the group.
             error = _jury_error_in(exc)
@@ -443,30 +457,39 @@ class VerdictService:
             raise
 
     async def _record_failure(
-        self, verdict_id: str, exc: BaseException, sink: EventSink, claim: str | None
+        self, verdict_id: str, exc: BaseException, recorder: CallRecorder, claim: str | None
     ) -> None:
-        """Record why a deliberation ended without a verdict.
+        """Record why a deliberation ended without a verdict, with every call it made.
 
         Cancelled (shutdown): a claimed verdict goes back to the queue for another worker;
         any other is recorded ``interrupted``.
         """
+        with contextlib.suppress(Exception):
+            # What can be written is: a write that failed may be why the verdict failed, so
+            # the outcome below does not depend on these.
+            await recorder.flush()
+            if recorder.final_rows:
+                await self._record.write(recorder.final_rows)
         if not isinstance(exc, Exception) and claim is not None:
-            await self._release(verdict_id, claim)
+            await self._record.update(
+                claimed_statement(verdict_id, claim, status="queued", claimed_by=None)
+            )
             return
         status = "failed" if isinstance(exc, Exception) else "interrupted"
         await self._finish(verdict_id, claim, status=status, error={"detail": repr(exc)})
-        await sink.publish(Event(type="failed", verdict_id=verdict_id, detail=status))
-
-    async def _release(self, verdict_id: str, claim: str) -> None:
-        async with session_scope(self._sessionmaker) as session:
-            await VerdictRepository(session).update_claimed(
-                verdict_id, claim, status="queued", claimed_by=None, lease_until=None
-            )
+        await recorder.sink.publish(Event(type="failed", verdict_id=verdict_id, detail=status))
 
     async def _insert(
         self, docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
     ) -> None:
-        row = new_verdict_row(
+        await self._record.insert(
+            VERDICTS, self._new_row(docket, request, api_key_id, status=status)
+        )
+
+    def _new_row(
+        self, docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
+    ) -> dict[str, Any]:
+        return new_verdict_row(
             id=docket.verdict_id,
             created_at=docket.created_at,
             status=status,
@@ -480,12 +503,16 @@ class VerdictService:
             weights_version=docket.weights_version,
             api_key_id=api_key_id,
         )
-        await self._record.insert(VERDICTS, row)
 
-    async def _record_completed(self, verdict: VerdictOut, claim: str | None) -> None:
+    async def _record_completed(
+        self, verdict: VerdictOut, claim: str | None, recorder: CallRecorder
+    ) -> None:
+        """Commit the verdict with the judge's call, once every other call is committed."""
+        await recorder.flush()
         await self._finish(
             verdict.id,
             claim,
+            rows=recorder.final_rows,
             status="completed",
             verdict=verdict.verdict,
             confidence=verdict.confidence,
@@ -502,7 +529,7 @@ class VerdictService:
         )
 
     async def _record_no_quorum(
-        self, docket: Docket, exc: NoQuorumReachedError, sink: EventSink, claim: str | None
+        self, docket: Docket, exc: NoQuorumReachedError, recorder: CallRecorder, claim: str | None
     ) -> NoQuorumError:
         rounds = rounds_out(exc.transcript)
         positions = [p.model_dump(mode="json") for r in rounds for p in r.positions]
@@ -513,19 +540,32 @@ class VerdictService:
             "positions": positions,
             "recused": list(docket.recused),
         }
+        await recorder.flush()
         await self._finish(docket.verdict_id, claim, status="no_quorum", error=body)
         metrics.QUORUM_FAILURES.labels(docket.panel).inc()
         metrics.VERDICTS.labels(
             "no_quorum", self._metric_category(docket.category), docket.panel
         ).inc()
-        await sink.publish(Event(type="no_quorum", verdict_id=docket.verdict_id, detail=str(exc)))
+        await recorder.sink.publish(
+            Event(type="no_quorum", verdict_id=docket.verdict_id, detail=str(exc))
+        )
         detail = f"only {exc.valid} juror(s) gave a valid position; the quorum is {exc.quorum}"
         return NoQuorumError(detail, **body)
 
-    async def _finish(self, verdict_id: str, claim: str | None, **values: Any) -> None:
-        """Record a verdict's end; under a claim, only while the claim is still this worker's."""
+    async def _finish(
+        self, verdict_id: str, claim: str | None, *, rows: Sequence[Row] = (), **values: Any
+    ) -> None:
+        """Record a verdict's end (with ``rows``, in one unit); under a claim, only while the
+        claim is still this worker's."""
         statement = finish_statement(verdict_id, claim, finished_at=datetime.now(UTC), **values)
-        changed = await self._record.update(statement)
+        try:
+            changed = await self._record.write(rows, statement)
+        except UnavailableError:
+            if rows:
+                # The outcome could not be recorded; the calls it carried still may be.
+                with contextlib.suppress(UnavailableError):
+                    await self._record.write(rows)
+            raise
         if changed == 1:
             return
         if claim is not None:

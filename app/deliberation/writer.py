@@ -5,47 +5,63 @@ outcome at the end. A transaction costs about a millisecond of CPU on the event 
 it holds (connection checkout, BEGIN, COMMIT, each a hop to the database driver's thread),
 and SQLite takes one writer at a time: with one transaction per write, concurrent verdicts
 queued on SQLite's busy handler (sleeps of up to 100 ms) and some gave up after its 5 s
-timeout (503s). Here the first caller takes the lock and writes everything waiting at that
-moment in one transaction (inserts as one executemany per table); writes that arrive
-meanwhile go into the next one. On a SQLite file the transaction runs in one worker thread on
-a blocking engine (``threaded_sqlite_engine``): one hand-off per transaction instead of one
-per driver call.
+timeout (503s). Here a write is a *unit* (rows to insert and at most one UPDATE, atomic
+together); everything waiting when a transaction starts goes into it (inserts as one
+executemany per table, parents first), and units that arrive meanwhile go into the next.
 
-The guarantee is the same as one transaction per write: ``insert`` and ``update`` return only
-once their statement is committed, so a juror's call is on record before the protocol moves
-on, and a crash loses no finished call. A failed batch is retried write by write, so one bad
-write fails only the verdict it belongs to.
+Two ways to write:
+
+- ``write`` (and ``insert``/``update``) returns once the unit is committed;
+- ``submit`` hands the unit over and returns at once: ``run``, served for the process's life,
+  commits it straight away, and ``wait`` later returns once it is committed (or raises why it
+  was not). A model call is thus committed as it completes while the protocol goes on.
+
+Without ``run`` (a writer used on its own), ``wait`` and ``write`` commit what waits
+themselves. A failed transaction is retried unit by unit, so one bad unit fails only the
+verdict it belongs to. On a SQLite file the transaction runs in one worker thread on a
+blocking engine (``threaded_sqlite_engine``): one hand-off per transaction instead of one
+per driver call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from sqlalchemy import Connection, Executable, Table, Update, insert
+from anyio.abc import TaskStatus
+from sqlalchemy import Connection, Executable, Table, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from app.core.db import SessionMaker, connection_scope, threaded_sqlite_engine
 from app.core.errors import UnavailableError
+from app.deliberation.repository import Change
+
+Row = tuple[Table, Mapping[str, Any]]
 
 
-@dataclass(slots=True)
-class _Pending:
-    """One write waiting for a transaction: a row for ``table``, or an UPDATE statement."""
+@dataclass(slots=True, eq=False)
+class Unit:
+    """Rows to insert and at most one UPDATE, committed together or not at all."""
 
-    table: Table | None = None
-    values: Mapping[str, Any] | None = None
-    statement: Update | None = None
-    rowcount: int = 0
+    rows: tuple[Row, ...] = ()
+    update: Change | None = None
+    rowcount: int = 0  # of the UPDATE, once committed
     done: bool = False
     error: Exception | None = None
+    finished: anyio.Event = field(default_factory=anyio.Event)
+
+    def settle(self, error: Exception | None = None) -> None:
+        """Mark the unit committed (or failed with ``error``) and wake whoever waits on it."""
+        self.error = error
+        self.done = True
+        self.finished.set()
 
 
 class RecordWriter:
@@ -54,7 +70,9 @@ class RecordWriter:
     def __init__(self, sessionmaker: SessionMaker) -> None:
         self._sessionmaker = sessionmaker
         self._lock = anyio.Lock()
-        self._waiting: list[_Pending] = []
+        self._waiting: list[Unit] = []
+        self._wake = anyio.Event()
+        self._serving = False
         engine: AsyncEngine = sessionmaker.kw["bind"]
         self._threaded = threaded_sqlite_engine(engine)
         # One thread of its own: a hand-off to it costs half of one to anyio's thread pool
@@ -68,50 +86,88 @@ class RecordWriter:
         if self._threaded is not None:
             self._threaded.dispose()
 
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Commit submitted units as they arrive, until cancelled."""
+        self._serving = True
+        task_status.started()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                await self._commit_waiting()
+        finally:
+            # Units handed over meanwhile are committed before the writer stops; whoever
+            # submits from now on commits its own (``wait`` sees the writer no longer serving).
+            self._serving = False
+            with anyio.CancelScope(shield=True):
+                await self._commit_waiting()
+
+    def submit(self, rows: Iterable[Row] = (), update: Change | None = None) -> Unit:
+        """Hand a unit over for ``run`` to commit at once; ``wait`` for it later."""
+        unit = Unit(rows=tuple(rows), update=update)
+        self._waiting.append(unit)
+        self._wake.set()
+        return unit
+
+    async def wait(self, units: Iterable[Unit]) -> None:
+        """Return once every unit is committed; raise the first one's error, if any failed."""
+        for unit in units:
+            while not unit.done:
+                if self._serving:
+                    await unit.finished.wait()
+                else:
+                    await self._commit_waiting()
+        for unit in units:
+            if unit.error is not None:
+                raise unit.error
+
+    async def write(self, rows: Iterable[Row] = (), update: Change | None = None) -> int:
+        """Commit one unit; return the UPDATE's row count (0 without one)."""
+        unit = self.submit(rows, update)
+        await self.wait([unit])
+        return unit.rowcount
+
     async def insert(self, table: Table, values: Mapping[str, Any]) -> None:
         """Insert one row; return once it is committed, or raise what stopped it."""
-        await self._write(_Pending(table=table, values=values))
+        await self.write([(table, values)])
 
-    async def update(self, statement: Update) -> int:
+    async def update(self, change: Change) -> int:
         """Run one UPDATE; return how many rows it changed once committed."""
-        pending = _Pending(statement=statement)
-        await self._write(pending)
-        return pending.rowcount
+        return await self.write(update=change)
 
-    async def _write(self, pending: _Pending) -> None:
-        self._waiting.append(pending)
+    async def _commit_waiting(self) -> None:
         async with self._lock:
-            if not pending.done:
-                batch, self._waiting = self._waiting, []
+            batch, self._waiting = self._waiting, []
+            if batch:
                 await self._write_batch(batch)
-        if pending.error is not None:
-            raise pending.error
 
-    async def _write_batch(self, batch: list[_Pending]) -> None:
+    async def _write_batch(self, batch: list[Unit]) -> None:
         try:
             try:
                 await self._commit(batch)
             except Exception as exc:
-                if len(batch) == 1:
-                    batch[0].error = exc
-                else:
+                if len(batch) > 1:
                     await self._commit_one_by_one(batch)
-            for pending in batch:
-                pending.done = True
+                else:
+                    batch[0].settle(exc)
+            for unit in batch:
+                if not unit.done:
+                    unit.settle()
         except BaseException:
-            # Cancelled or interrupted mid-write: the writes not done go back in line.
-            self._waiting[:0] = [p for p in batch if not p.done]
+            # Cancelled or interrupted mid-write: the units not done go back in line.
+            self._waiting[:0] = [unit for unit in batch if not unit.done]
             raise
 
-    async def _commit_one_by_one(self, batch: Sequence[_Pending]) -> None:
-        for pending in batch:
+    async def _commit_one_by_one(self, batch: Sequence[Unit]) -> None:
+        for unit in batch:
             try:
-                await self._commit([pending])
+                await self._commit([unit])
             except Exception as exc:
-                pending.error = exc
-            pending.done = True
+                unit.settle(exc)
+            else:
+                unit.settle()
 
-    async def _commit(self, batch: Sequence[_Pending]) -> None:
+    async def _commit(self, batch: Sequence[Unit]) -> None:
         """Run ``batch`` in one transaction: inserts, parents first, then the updates."""
         steps = _steps(batch)
         if self._threaded is not None:
@@ -123,10 +179,10 @@ class RecordWriter:
                 )
             return
         async with connection_scope(self._sessionmaker) as connection:
-            for statement, rows, pending in steps:
-                result = await connection.execute(statement, rows)
-                if pending is not None:
-                    pending.rowcount = result.rowcount
+            for statement, params, unit in steps:
+                result = await connection.execute(statement, params)
+                if unit is not None:
+                    unit.rowcount = result.rowcount
 
     def _commit_blocking(self, steps: list[_Step]) -> None:
         assert self._threaded is not None
@@ -137,19 +193,24 @@ class RecordWriter:
             raise UnavailableError(f"database unavailable: {type(exc).__name__}") from exc
 
 
-# A statement, its rows (an executemany) or None, and the update whose row count it reports.
-_Step = tuple[Executable, list[Mapping[str, Any]] | None, _Pending | None]
+# A statement, its rows (an executemany) or an UPDATE's parameters, and the unit whose row
+# count it reports.
+_Step = tuple[Executable, list[Mapping[str, Any]] | dict[str, Any], Unit | None]
 
 
-def _steps(batch: Sequence[_Pending]) -> list[_Step]:
+def _steps(batch: Sequence[Unit]) -> list[_Step]:
     rows: dict[str, list[Mapping[str, Any]]] = {}
-    for pending in batch:
-        if pending.table is not None and pending.values is not None:
-            rows.setdefault(pending.table.name, []).append(pending.values)
+    for unit in batch:
+        for table, values in unit.rows:
+            rows.setdefault(table.name, []).append(values)
     steps: list[_Step] = [
         (insert(table), rows[table.name], None) for table in _tables() if table.name in rows
     ]
-    steps.extend((p.statement, None, p) for p in batch if p.statement is not None)
+    steps.extend(
+        (unit.update.statement, unit.update.params, unit)
+        for unit in batch
+        if unit.update is not None
+    )
     return steps
 
 
@@ -163,7 +224,7 @@ def _tables() -> tuple[Table, ...]:
 
 
 def _run_steps(connection: Connection, steps: list[_Step]) -> None:
-    for statement, rows, pending in steps:
-        result = connection.execute(statement, rows)
-        if pending is not None:
-            pending.rowcount = result.rowcount
+    for statement, params, unit in steps:
+        result = connection.execute(statement, params)
+        if unit is not None:
+            unit.rowcount = result.rowcount

@@ -26,6 +26,7 @@ import json
 from typing import Any
 
 import aiohttp
+from aiohttp.payload import BytesPayload
 
 from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
@@ -40,7 +41,8 @@ from app.providers.errors import (
 )
 
 # Keyless servers (the config refuses api_key_env here); the same placeholder as litellm's.
-_HEADERS = {"Authorization": "Bearer jury-local-no-key", "Content-Type": "application/json"}
+_JSON = "application/json"
+_HEADERS = {"Authorization": "Bearer jury-local-no-key", "Content-Type": _JSON}
 # Shared by every verdict: enough for hundreds of concurrent calls; a call waiting for a
 # connection is still bounded by its own deadline.
 POOL_SIZE = 1024
@@ -73,7 +75,10 @@ class OpenAICompatibleProvider:
         try:
             async with self._client().post(
                 f"{spec.api_base.rstrip('/')}/chat/completions",
-                data=json.dumps(request_body(spec, request)).encode(),
+                # A payload, not bytes: aiohttp would look bytes up in its payload registry.
+                data=BytesPayload(
+                    json.dumps(request_body(spec, request)).encode(), content_type=_JSON
+                ),
                 headers=_HEADERS,
                 timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
             ) as response:

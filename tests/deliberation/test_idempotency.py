@@ -165,7 +165,11 @@ async def test_100_concurrent_identical_requests_run_one_deliberation(
 
     With two replicas on one Redis, the key is claimed once across both.
     """
-    settings = make_settings(sqlite_database, redis_url=redis_url, rate_limit_per_minute=0)
+    # A generous Redis timeout: 100 connections opened at once on a loaded machine can take
+    # longer than the default 0.5 s, and Jury would (rightly) fall back to in-process keys.
+    settings = make_settings(
+        sqlite_database, redis_url=redis_url, rate_limit_per_minute=0, redis_timeout_s=5.0
+    )
     async with AsyncExitStack() as stack:
         clients: list[httpx.AsyncClient] = [
             await stack.enter_async_context(

@@ -200,3 +200,52 @@ async def test_an_update_under_a_lost_claim_changes_nothing(database_url: str) -
     assert lost == 0
     assert row is not None
     assert row.status == "running"
+
+
+async def test_a_submitted_unit_is_committed_without_anyone_waiting(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
+    writer = RecordWriter(sessionmaker)
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(writer.run)
+            unit = writer.submit([(VERDICTS, verdict_row("v1"))])
+            with anyio.fail_after(10):
+                await unit.finished.wait()
+            stored = await calls_of(sessionmaker, "v1")
+            async with session_scope(sessionmaker) as session:
+                row = await VerdictRepository(session).get("v1")
+            late = writer.submit([(MODEL_CALLS, values("v1", "alpha"))])
+            group.cancel_scope.cancel()
+        # Stopping commits what was handed over: nothing submitted is dropped.
+        after = await calls_of(sessionmaker, "v1")
+    finally:
+        writer.close()
+        await engine.dispose()
+
+    assert unit.error is None
+    assert row is not None
+    assert stored == []
+    assert late.done
+    assert late.error is None
+    assert [call.juror for call in after] == ["alpha"]
+
+
+async def test_waiting_without_the_serving_loop_commits_the_unit_itself(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
+    writer = RecordWriter(sessionmaker)
+    try:
+        await add_verdict(sessionmaker, "v1")
+        units = [writer.submit([(MODEL_CALLS, values("v1", juror))]) for juror in ("a", "b")]
+        before = await calls_of(sessionmaker, "v1")
+        await writer.wait(units)
+        after = await calls_of(sessionmaker, "v1")
+    finally:
+        writer.close()
+        await engine.dispose()
+
+    assert before == []
+    assert sorted(call.juror for call in after) == ["a", "b"]
