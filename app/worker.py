@@ -22,6 +22,7 @@ from taskiq_redis import RedisStreamBroker
 
 from app.core.config import JuryConfig
 from app.core.errors import ConfigError
+from app.core.heap import freeze_startup_heap
 from app.core.settings import Settings
 from app.deliberation.jobs import ACKNOWLEDGE, JobOutcome, VerdictJobs
 from app.deliberation.queue import TASK_NAME, make_broker
@@ -59,6 +60,7 @@ async def run_worker(
         broker.register_task(job_handler(runtime.jobs), task_name=TASK_NAME)
         broker.is_worker_process = True
         await broker.startup()
+        freeze_startup_heap()
         try:
             await _consume(broker, settings, stop)
         finally:

@@ -49,6 +49,9 @@ class Outcome:
     critical_path_ms: float | None = None
     server_latency_ms: float | None = None
     calls: int = 0
+    # When the whole answer had arrived (the event loop's clock): the latency ends there, not
+    # after the generator has parsed and checked it.
+    received_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -106,7 +109,7 @@ async def open_loop(send: Send, *, rate: float, duration_s: float, drain_s: floa
             outcome = await send()
         except Exception as exc:  # the generator records every failure, whatever it is
             outcome = Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:200])
-        done = loop.time()
+        done = outcome.received_at or loop.time()
         step.samples.append(
             Sample(
                 planned_s=planned - start,
@@ -142,6 +145,7 @@ def verdict_sender(client: aiohttp.ClientSession, url: str) -> Send:
         async with client.post(url, data=body, headers=headers) as response:
             content = await response.read()
             status = response.status
+        received_at = asyncio.get_running_loop().time()
         if status != 200:
             return Outcome(
                 ok=False, error=f"HTTP {status}: {content[:150].decode(errors='replace')}"
@@ -154,6 +158,7 @@ def verdict_sender(client: aiohttp.ClientSession, url: str) -> Send:
             critical_path_ms=critical_path_ms(verdict),
             server_latency_ms=float(verdict.get("latency_ms") or 0.0),
             calls=upstream_calls(verdict),
+            received_at=received_at,
         )
 
     return send
