@@ -476,7 +476,12 @@ class VerdictService:
             )
             return
         status = "failed" if isinstance(exc, Exception) else "interrupted"
-        await self._finish(verdict_id, claim, status=status, error={"detail": repr(exc)})
+        try:
+            await self._finish(verdict_id, claim, status=status, error={"detail": repr(exc)})
+        except LookupError:
+            # The verdict's own row was never written (its insert is what failed): nothing to
+            # mark, and the caller gets the original error.
+            return
         await recorder.sink.publish(Event(type="failed", verdict_id=verdict_id, detail=status))
 
     async def _insert(

@@ -46,6 +46,9 @@ _HEADERS = {"Authorization": "Bearer jury-local-no-key", "Content-Type": _JSON}
 # Shared by every verdict: enough for hundreds of concurrent calls; a call waiting for a
 # connection is still bounded by its own deadline.
 POOL_SIZE = 1024
+# An idle connection is closed before the server closes it: a request on a connection the
+# server has just dropped fails (uvicorn-based servers, llama.cpp's among them, keep 5 s).
+KEEPALIVE_S = 4.0
 
 
 class OpenAICompatibleProvider:
@@ -64,7 +67,8 @@ class OpenAICompatibleProvider:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=POOL_SIZE), raise_for_status=False
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_S),
+                raise_for_status=False,
             )
         return self._session
 

@@ -32,7 +32,7 @@ from app.deliberation.answers import (
     juror_schema,
 )
 from app.providers.base import Message
-from eval.perf.loadgen import REQUEST_BODY, Outcome, open_loop
+from eval.perf.loadgen import KEEPALIVE_S, REQUEST_BODY, Outcome, open_loop
 from eval.perf.procs import cpu_seconds
 from eval.perf.upstream import run_fast
 
@@ -159,7 +159,7 @@ async def run(
 ) -> dict[str, Any]:
     """Warm up, then drive the calls open-loop and return the samples and the CPU spent."""
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=1024),
+        connector=aiohttp.TCPConnector(limit=1024, keepalive_timeout=KEEPALIVE_S),
         timeout=aiohttp.ClientTimeout(total=120),
     )
     call = litellm_call(api_base) if target == "litellm" else proxy_call(session, api_base)

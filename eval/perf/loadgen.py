@@ -40,6 +40,10 @@ REQUEST_BODY: dict[str, Any] = {
 }
 
 
+# Shorter than the keep-alive of the servers measured (uvicorn: 5 s).
+KEEPALIVE_S = 2.0
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one request produced, as the sender reports it."""
@@ -178,7 +182,9 @@ def client_for(base_url: str, *, connections: int = 1024) -> aiohttp.ClientSessi
     """Return a loopback client with a bounded pool, generous timeouts and no env proxies."""
     return aiohttp.ClientSession(
         base_url=base_url,
-        connector=aiohttp.TCPConnector(limit=connections),
+        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: reusing one
+        # the server has just closed is a reset (seen after the pool's idle pauses).
+        connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=KEEPALIVE_S),
         timeout=aiohttp.ClientTimeout(total=120.0, connect=10.0),
         trust_env=False,
     )

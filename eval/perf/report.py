@@ -147,7 +147,8 @@ def _ratios(
         theirs = baseline.get("overhead_vs_upstream_ms", {})
         for q in ("p50", "p99"):
             value = ratio(jury_total.get(q), theirs.get(q))
-            out[f"jury_over_{name}_{q}"] = None if value is None else round(value, 2)
+            # Three significant digits: a ratio of 0.0025 must not print as 0.00.
+            out[f"jury_over_{name}_{q}"] = None if value is None else float(f"{value:.3g}")
     return out
 
 
@@ -321,6 +322,10 @@ def _num(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
     return str(value)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _load(values: Any) -> str:

@@ -117,3 +117,15 @@ async def test_a_lost_call_write_mid_verdict_is_a_503(database_url: str) -> None
     # The database came back for the last write: the verdict is recorded as failed.
     assert row.status == "failed"
     assert row.response is None
+
+
+async def test_a_lost_verdict_insert_is_a_503_and_leaves_no_row(database_url: str) -> None:
+    app = create_app(make_settings(database_url), config=quick_config())
+    async with serving(app) as client:
+        with failing(lambda sql: sql.startswith("INSERT INTO verdicts")) as refused:
+            response = await client.post("/verdict", json={"question": "Ship it?"})
+
+    assert refused
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "unavailable"
+    assert await verdict_rows(database_url) == []
