@@ -249,8 +249,8 @@ def _baseline_lines(results: Mapping[str, Any]) -> list[str]:
             cpu = f"{cpu} + {_num(b.get('proxy_cpu_ms_per_verdict'))} (proxy)"
         lines.append(
             f"| {label} | {_num(o['p50'])} | {_num(o['p99'])} | {cpu} | "
-            f"{_load(b.get('load_average'))} | {_num(ratios.get(f'jury_over_{name}_p50'))}, "
-            f"{_num(ratios.get(f'jury_over_{name}_p99'))} |"
+            f"{_load(b.get('load_average'))} | {_ratio(ratios.get(f'jury_over_{name}_p50'))}, "
+            f"{_ratio(ratios.get(f'jury_over_{name}_p99'))} |"
         )
     return [*lines, "", *_low_rate_lines(results)]
 
