@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, insert
 
-from app.core.db import create_engine, create_sessionmaker, session_scope
+from app.core.db import (
+    SessionMaker,
+    connection_scope,
+    create_engine,
+    create_sessionmaker,
+    session_scope,
+)
 from app.core.errors import UnavailableError
-from app.deliberation.models import Verdict
 from app.deliberation.repository import (
     MODEL_CALLS,
     VERDICTS,
@@ -24,6 +29,22 @@ from app.deliberation.writer import RecordWriter
 from tests.builders import calls_of
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def sessionmaker(database_url: str) -> AsyncIterator[SessionMaker]:
+    """Return a session factory on a fresh database (SQLite, then PostgreSQL)."""
+    engine = create_engine(database_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def writer(sessionmaker: SessionMaker) -> Iterator[RecordWriter]:
+    """Return a record writer on the test database (its loop not served unless a test does)."""
+    record = RecordWriter(sessionmaker)
+    yield record
+    record.close()
 
 
 @pytest.fixture
@@ -61,74 +82,6 @@ def values(verdict_id: str, juror: str) -> dict[str, Any]:
     }
 
 
-async def add_verdict(sessionmaker: Any, verdict_id: str) -> None:
-    """Store a running verdict for call rows to refer to."""
-    async with session_scope(sessionmaker) as session:
-        await VerdictRepository(session).add(
-            Verdict(
-                id=verdict_id,
-                created_at=datetime.now(UTC),
-                status="running",
-                question="Ship it?",
-                options=["approve", "reject"],
-                category="default",
-                panel="default",
-                request={},
-            )
-        )
-
-
-async def test_concurrent_calls_share_transactions_and_are_all_stored(
-    database_url: str, commits: list[int]
-) -> None:
-    engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    writer = RecordWriter(sessionmaker)
-    try:
-        await add_verdict(sessionmaker, "v1")
-        commits.clear()
-        jurors = [f"juror-{n}" for n in range(30)]
-        async with anyio.create_task_group() as group:
-            for juror in jurors:
-                group.start_soon(writer.insert, MODEL_CALLS, values("v1", juror))
-        stored = await calls_of(sessionmaker, "v1")
-    finally:
-        writer.close()
-        await engine.dispose()
-
-    assert sorted(call.juror for call in stored) == sorted(jurors)
-    assert 1 <= len(commits) < len(jurors)
-
-
-async def test_a_bad_row_fails_only_its_own_write(database_url: str) -> None:
-    engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    writer = RecordWriter(sessionmaker)
-    outcomes: dict[str, str] = {}
-    try:
-        await add_verdict(sessionmaker, "v1")
-
-        async def write(verdict_id: str, juror: str) -> None:
-            try:
-                await writer.insert(MODEL_CALLS, values(verdict_id, juror))
-                outcomes[juror] = "stored"
-            except UnavailableError:
-                outcomes[juror] = "failed"
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(write, "v1", "alpha")
-            # No such verdict: the foreign key refuses this row.
-            group.start_soon(write, "missing", "bravo")
-            group.start_soon(write, "v1", "charlie")
-        stored = await calls_of(sessionmaker, "v1")
-    finally:
-        writer.close()
-        await engine.dispose()
-
-    assert outcomes == {"alpha": "stored", "bravo": "failed", "charlie": "stored"}
-    assert sorted(call.juror for call in stored) == ["alpha", "charlie"]
-
-
 def verdict_row(verdict_id: str) -> dict[str, Any]:
     """Return the column values of a new running verdict."""
     return new_verdict_row(
@@ -144,35 +97,73 @@ def verdict_row(verdict_id: str) -> dict[str, Any]:
     )
 
 
-async def test_one_batch_inserts_parents_first_and_counts_each_update(
-    database_url: str, commits: list[int]
+async def add_verdict(sessionmaker: Any, verdict_id: str) -> None:
+    """Store a running verdict for call rows to refer to (without the writer under test)."""
+    async with connection_scope(sessionmaker) as connection:
+        await connection.execute(insert(VERDICTS), [verdict_row(verdict_id)])
+
+
+async def test_concurrent_calls_share_transactions_and_are_all_stored(
+    sessionmaker: SessionMaker, writer: RecordWriter, commits: list[int]
 ) -> None:
-    engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    writer = RecordWriter(sessionmaker)
+    await add_verdict(sessionmaker, "v1")
+    commits.clear()
+    jurors = [f"juror-{n}" for n in range(30)]
+    async with anyio.create_task_group() as group:
+        for juror in jurors:
+            group.start_soon(writer.insert, MODEL_CALLS, values("v1", juror))
+    stored = await calls_of(sessionmaker, "v1")
+
+    assert sorted(call.juror for call in stored) == sorted(jurors)
+    assert 1 <= len(commits) < len(jurors)
+
+
+async def test_a_bad_row_fails_only_its_own_write(
+    sessionmaker: SessionMaker, writer: RecordWriter
+) -> None:
+    outcomes: dict[str, str] = {}
+    await add_verdict(sessionmaker, "v1")
+
+    async def write(verdict_id: str, juror: str) -> None:
+        try:
+            await writer.insert(MODEL_CALLS, values(verdict_id, juror))
+            outcomes[juror] = "stored"
+        except UnavailableError:
+            outcomes[juror] = "failed"
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(write, "v1", "alpha")
+        # No such verdict: the foreign key refuses this row.
+        group.start_soon(write, "missing", "bravo")
+        group.start_soon(write, "v1", "charlie")
+    stored = await calls_of(sessionmaker, "v1")
+
+    assert outcomes == {"alpha": "stored", "bravo": "failed", "charlie": "stored"}
+    assert sorted(call.juror for call in stored) == ["alpha", "charlie"]
+
+
+async def test_one_batch_inserts_parents_first_and_counts_each_update(
+    sessionmaker: SessionMaker, writer: RecordWriter, commits: list[int]
+) -> None:
     changed: dict[str, int] = {}
-    try:
-        await add_verdict(sessionmaker, "v1")
-        commits.clear()
+    await add_verdict(sessionmaker, "v1")
+    commits.clear()
 
-        async def finish(verdict_id: str) -> None:
-            statement = finish_statement(verdict_id, None, status="completed", verdict="approve")
-            changed[verdict_id] = await writer.update(statement)
+    async def finish(verdict_id: str) -> None:
+        statement = finish_statement(verdict_id, None, status="completed", verdict="approve")
+        changed[verdict_id] = await writer.update(statement)
 
-        # A call row queued before its verdict's row, in the same batch: the verdict goes first.
-        async with anyio.create_task_group() as group:
-            group.start_soon(writer.insert, MODEL_CALLS, values("v1", "alpha"))
-            group.start_soon(finish, "v1")
-            group.start_soon(finish, "missing")
-            group.start_soon(writer.insert, MODEL_CALLS, values("v2", "bravo"))
-            group.start_soon(writer.insert, VERDICTS, verdict_row("v2"))
-        async with session_scope(sessionmaker) as session:
-            repository = VerdictRepository(session)
-            v1, v2 = await repository.get("v1"), await repository.get("v2")
-        calls = [*(await calls_of(sessionmaker, "v1")), *(await calls_of(sessionmaker, "v2"))]
-    finally:
-        writer.close()
-        await engine.dispose()
+    # A call row queued before its verdict's row, in the same batch: the verdict goes first.
+    async with anyio.create_task_group() as group:
+        group.start_soon(writer.insert, MODEL_CALLS, values("v1", "alpha"))
+        group.start_soon(finish, "v1")
+        group.start_soon(finish, "missing")
+        group.start_soon(writer.insert, MODEL_CALLS, values("v2", "bravo"))
+        group.start_soon(writer.insert, VERDICTS, verdict_row("v2"))
+    async with session_scope(sessionmaker) as session:
+        repository = VerdictRepository(session)
+        v1, v2 = await repository.get("v1"), await repository.get("v2")
+    calls = [*(await calls_of(sessionmaker, "v1")), *(await calls_of(sessionmaker, "v2"))]
 
     assert changed == {"v1": 1, "missing": 0}
     assert v1 is not None
@@ -183,45 +174,35 @@ async def test_one_batch_inserts_parents_first_and_counts_each_update(
     assert 1 <= len(commits) <= 2
 
 
-async def test_an_update_under_a_lost_claim_changes_nothing(database_url: str) -> None:
-    engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    writer = RecordWriter(sessionmaker)
-    try:
-        await add_verdict(sessionmaker, "v1")
-        # v1 is running but claimed by nobody: worker-1's claim does not hold it.
-        lost = await writer.update(finish_statement("v1", "worker-1", status="completed"))
-        async with session_scope(sessionmaker) as session:
-            row = await VerdictRepository(session).get("v1")
-    finally:
-        writer.close()
-        await engine.dispose()
+async def test_an_update_under_a_lost_claim_changes_nothing(
+    sessionmaker: SessionMaker, writer: RecordWriter
+) -> None:
+    await add_verdict(sessionmaker, "v1")
+    # v1 is running but claimed by nobody: worker-1's claim does not hold it.
+    lost = await writer.update(finish_statement("v1", "worker-1", status="completed"))
+    async with session_scope(sessionmaker) as session:
+        row = await VerdictRepository(session).get("v1")
 
     assert lost == 0
     assert row is not None
     assert row.status == "running"
 
 
-async def test_a_submitted_unit_is_committed_without_anyone_waiting(database_url: str) -> None:
-    engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    writer = RecordWriter(sessionmaker)
-    try:
-        async with anyio.create_task_group() as group:
-            await group.start(writer.run)
-            unit = writer.submit([(VERDICTS, verdict_row("v1"))])
-            with anyio.fail_after(10):
-                await unit.finished.wait()
-            stored = await calls_of(sessionmaker, "v1")
-            async with session_scope(sessionmaker) as session:
-                row = await VerdictRepository(session).get("v1")
-            late = writer.submit([(MODEL_CALLS, values("v1", "alpha"))])
-            group.cancel_scope.cancel()
-        # Stopping commits what was handed over: nothing submitted is dropped.
-        after = await calls_of(sessionmaker, "v1")
-    finally:
-        writer.close()
-        await engine.dispose()
+async def test_a_submitted_unit_is_committed_without_anyone_waiting(
+    sessionmaker: SessionMaker, writer: RecordWriter
+) -> None:
+    async with anyio.create_task_group() as group:
+        await group.start(writer.run)
+        unit = writer.submit([(VERDICTS, verdict_row("v1"))])
+        with anyio.fail_after(10):
+            await unit.finished.wait()
+        stored = await calls_of(sessionmaker, "v1")
+        async with session_scope(sessionmaker) as session:
+            row = await VerdictRepository(session).get("v1")
+        late = writer.submit([(MODEL_CALLS, values("v1", "alpha"))])
+        group.cancel_scope.cancel()
+    # Stopping commits what was handed over: nothing submitted is dropped.
+    after = await calls_of(sessionmaker, "v1")
 
     assert unit.error is None
     assert row is not None
@@ -232,20 +213,13 @@ async def test_a_submitted_unit_is_committed_without_anyone_waiting(database_url
 
 
 async def test_waiting_without_the_serving_loop_commits_the_unit_itself(
-    database_url: str,
+    sessionmaker: SessionMaker, writer: RecordWriter
 ) -> None:
-    engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    writer = RecordWriter(sessionmaker)
-    try:
-        await add_verdict(sessionmaker, "v1")
-        units = [writer.submit([(MODEL_CALLS, values("v1", juror))]) for juror in ("a", "b")]
-        before = await calls_of(sessionmaker, "v1")
-        await writer.wait(units)
-        after = await calls_of(sessionmaker, "v1")
-    finally:
-        writer.close()
-        await engine.dispose()
+    await add_verdict(sessionmaker, "v1")
+    units = [writer.submit([(MODEL_CALLS, values("v1", juror))]) for juror in ("a", "b")]
+    before = await calls_of(sessionmaker, "v1")
+    await writer.wait(units)
+    after = await calls_of(sessionmaker, "v1")
 
     assert before == []
     assert sorted(call.juror for call in after) == ["a", "b"]
