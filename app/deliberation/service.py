@@ -6,14 +6,13 @@ The API, the CLI and the evaluation harness all decide verdicts through ``Verdic
 from __future__ import annotations
 
 import builtins
-import contextlib
 import logging
 import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskStatus
@@ -22,7 +21,6 @@ from app.core import metrics
 from app.core.config import JuryConfig, ModelSpec, Panel
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import (
-    ConflictError,
     InvalidRequestError,
     JuryError,
     NoQuorumError,
@@ -31,20 +29,17 @@ from app.core.errors import (
     UnavailableError,
 )
 from app.core.settings import Settings
-from app.deliberation.assembly import ConfidenceMap, Docket, assemble, rounds_out
+from app.deliberation.assembly import ConfidenceMap, Docket, assemble
 from app.deliberation.budget import RoundBudget
 from app.deliberation.events import Event, EventSink, NullSink, Tee
 from app.deliberation.inflight import InFlight
 from app.deliberation.models import Verdict
 from app.deliberation.prompts import Case
 from app.deliberation.protocol import Hearing, NoQuorumReachedError, Transcript, deliberate
+from app.deliberation.record import VerdictRecord, new_row
 from app.deliberation.recorder import CallRecorder
 from app.deliberation.repository import (
-    VERDICTS,
     VerdictRepository,
-    claimed_statement,
-    finish_statement,
-    new_verdict_row,
 )
 from app.deliberation.schemas import (
     VerdictAccepted,
@@ -54,7 +49,7 @@ from app.deliberation.schemas import (
     VerdictRequest,
     VerdictSummary,
 )
-from app.deliberation.writer import RecordWriter, Row
+from app.deliberation.writer import RecordWriter
 from app.providers.hub import ProviderHub
 from app.security.spend import Reservation, Spend, SpendGuard
 
@@ -77,12 +72,6 @@ class CalibrationSource(Protocol):
     ) -> ConfidenceMap | None:
         """Return the map of a weights version for a category and judge, or None."""
         ...
-
-
-class ClaimLostError(ConflictError):
-    """Another worker took over this asynchronous verdict: this worker's result is void."""
-
-    code = "claim_lost"
 
 
 class NeutralWeights:
@@ -119,7 +108,8 @@ class VerdictService:
         self._progress = progress or NullSink()
         self._in_flight = InFlight()
         # The verdict record's writes, shared among concurrent verdicts' transactions.
-        self._record = RecordWriter(sessionmaker)
+        self._writer = RecordWriter(sessionmaker)
+        self._record = VerdictRecord(self._writer)
 
     async def decide(
         self,
@@ -158,7 +148,7 @@ class VerdictService:
         cap is checked when a worker takes the verdict (a refusal is recorded as ``failed``).
         """
         docket, _hearing = await self._prepare(request)
-        await self._insert(docket, request, api_key_id, status="queued")
+        await self._record.create(docket, request, api_key_id, status="queued")
         return VerdictAccepted.for_id(docket.verdict_id, created_at=docket.created_at)
 
     async def decide_claimed(
@@ -189,7 +179,7 @@ class VerdictService:
             )
             reservation = await self._reserve(row.api_key_id)
         except JuryError as exc:
-            await self._finish(row.id, worker, status="failed", error=exc.body())
+            await self._record.finish(row.id, worker, status="failed", error=exc.body())
             await events.publish(Event(type="failed", verdict_id=row.id, detail=exc.detail))
             raise
         return await self._hear(
@@ -209,11 +199,11 @@ class VerdictService:
     ) -> None:
         """Commit the verdict record as verdicts hand it over, until cancelled (after
         ``shutdown``); without it, each verdict commits its own writes when it waits on them."""
-        await self._record.run(task_status=task_status)
+        await self._writer.run(task_status=task_status)
 
     def close(self) -> None:
         """Release the record writer's connections (after ``shutdown``)."""
-        self._record.close()
+        self._writer.close()
 
     async def shutdown(self, grace_s: float) -> int:
         """Let in-flight verdicts finish for ``grace_s``, then interrupt the rest."""
@@ -237,11 +227,11 @@ class VerdictService:
 
         The spend is reserved before the verdict is recorded: a refused request leaves no row.
         """
-        recorder = CallRecorder(self._record, docket.verdict_id, sink)
+        recorder = CallRecorder(self._writer, docket.verdict_id, sink)
         try:
             if claim is None:
                 # Written while round 1 runs; the writer commits it before any of its calls.
-                recorder.open(self._new_row(docket, request, api_key_id, status="running"))
+                recorder.open(new_row(docket, request, api_key_id, status="running"))
             started = time.perf_counter()
             transcript = await self._deliberate(docket, hearing, recorder, claim)
             specs = {spec.name: spec for spec in self.config.models()}
@@ -250,7 +240,7 @@ class VerdictService:
             )
             # Shielded: a verdict whose transcript is complete is stored, shutdown or not.
             with anyio.CancelScope(shield=True):
-                await self._record_completed(verdict, claim, recorder)
+                await self._record.completed(verdict, claim, recorder)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._settle(reservation, recorder.spent)
@@ -448,7 +438,11 @@ class VerdictService:
             raise await self._record_no_quorum(docket, exc, recorder, claim) from None
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await self._record_failure(docket.verdict_id, exc, recorder, claim)
+                status = await self._record.ended_early(docket.verdict_id, exc, recorder, claim)
+                if status is not None:
+                    await recorder.sink.publish(
+                        Event(type="failed", verdict_id=docket.verdict_id, detail=status)
+                    )
             # A failed write inside a round's task group arrives wrapped: answer with the
             # Jury error itself (a 503 for a database fault), not a 500 for the group.
             error = _jury_error_in(exc)
@@ -456,97 +450,10 @@ class VerdictService:
                 raise error from exc
             raise
 
-    async def _record_failure(
-        self, verdict_id: str, exc: BaseException, recorder: CallRecorder, claim: str | None
-    ) -> None:
-        """Record why a deliberation ended without a verdict, with every call it made.
-
-        Cancelled (shutdown): a claimed verdict goes back to the queue for another worker;
-        any other is recorded ``interrupted``.
-        """
-        with contextlib.suppress(Exception):
-            # What can be written is: a write that failed may be why the verdict failed, so
-            # the outcome below does not depend on these.
-            await recorder.flush()
-            if recorder.final_rows:
-                await self._record.write(recorder.final_rows)
-        if not isinstance(exc, Exception) and claim is not None:
-            await self._record.update(
-                claimed_statement(verdict_id, claim, status="queued", claimed_by=None)
-            )
-            return
-        status = "failed" if isinstance(exc, Exception) else "interrupted"
-        try:
-            await self._finish(verdict_id, claim, status=status, error={"detail": repr(exc)})
-        except LookupError:
-            # The verdict's own row was never written (its insert is what failed): nothing to
-            # mark, and the caller gets the original error.
-            return
-        await recorder.sink.publish(Event(type="failed", verdict_id=verdict_id, detail=status))
-
-    async def _insert(
-        self, docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
-    ) -> None:
-        await self._record.insert(
-            VERDICTS, self._new_row(docket, request, api_key_id, status=status)
-        )
-
-    def _new_row(
-        self, docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
-    ) -> dict[str, Any]:
-        return new_verdict_row(
-            id=docket.verdict_id,
-            created_at=docket.created_at,
-            status=status,
-            question=request.question,
-            context=request.context,
-            options=list(docket.options),
-            category=request.category,
-            panel=docket.panel,
-            request=request.model_dump(mode="json"),
-            metadata=request.metadata,
-            weights_version=docket.weights_version,
-            api_key_id=api_key_id,
-        )
-
-    async def _record_completed(
-        self, verdict: VerdictOut, claim: str | None, recorder: CallRecorder
-    ) -> None:
-        """Commit the verdict with the judge's call, once every other call is committed."""
-        await recorder.flush()
-        await self._finish(
-            verdict.id,
-            claim,
-            rows=recorder.final_rows,
-            status="completed",
-            verdict=verdict.verdict,
-            confidence=verdict.confidence,
-            agreement=verdict.agreement,
-            unanimous=verdict.unanimous,
-            escalate=verdict.escalate,
-            degraded=verdict.degraded,
-            judge_fallback=verdict.judge.fallback,
-            latency_ms=verdict.latency_ms,
-            prompt_tokens=verdict.usage.prompt_tokens,
-            completion_tokens=verdict.usage.completion_tokens,
-            cost_usd=verdict.usage.cost_usd,
-            response=verdict.model_dump(mode="json", by_alias=True),
-        )
-
     async def _record_no_quorum(
         self, docket: Docket, exc: NoQuorumReachedError, recorder: CallRecorder, claim: str | None
     ) -> NoQuorumError:
-        rounds = rounds_out(exc.transcript)
-        positions = [p.model_dump(mode="json") for r in rounds for p in r.positions]
-        body: dict[str, Any] = {
-            "id": docket.verdict_id,
-            "valid": exc.valid,
-            "quorum": exc.quorum,
-            "positions": positions,
-            "recused": list(docket.recused),
-        }
-        await recorder.flush()
-        await self._finish(docket.verdict_id, claim, status="no_quorum", error=body)
+        error = await self._record.no_quorum(docket, exc, recorder, claim)
         metrics.QUORUM_FAILURES.labels(docket.panel).inc()
         metrics.VERDICTS.labels(
             "no_quorum", self._metric_category(docket.category), docket.panel
@@ -554,30 +461,7 @@ class VerdictService:
         await recorder.sink.publish(
             Event(type="no_quorum", verdict_id=docket.verdict_id, detail=str(exc))
         )
-        detail = f"only {exc.valid} juror(s) gave a valid position; the quorum is {exc.quorum}"
-        return NoQuorumError(detail, **body)
-
-    async def _finish(
-        self, verdict_id: str, claim: str | None, *, rows: Sequence[Row] = (), **values: Any
-    ) -> None:
-        """Record a verdict's end (with ``rows``, in one unit); under a claim, only while the
-        claim is still this worker's."""
-        statement = finish_statement(verdict_id, claim, finished_at=datetime.now(UTC), **values)
-        try:
-            changed = await self._record.write(rows, statement)
-        except UnavailableError:
-            if rows:
-                # The outcome could not be recorded; the calls it carried still may be.
-                with contextlib.suppress(UnavailableError):
-                    await self._record.write(rows)
-            raise
-        if changed == 1:
-            return
-        if claim is not None:
-            raise ClaimLostError(
-                f"verdict '{verdict_id}' was taken over by another worker", id=verdict_id
-            )
-        raise LookupError(verdict_id)
+        return error
 
     def _metric_category(self, category: str) -> str:
         """Return a bounded label: configured categories by name, the rest as 'other'."""
