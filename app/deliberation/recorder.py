@@ -13,7 +13,6 @@ from app.deliberation.answers import JudgeAnswer
 from app.deliberation.budget import spend_of
 from app.deliberation.calls import CallOutcome
 from app.deliberation.events import Event, EventSink
-from app.deliberation.models import ModelCall
 from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.protocol import JurorTurn
 from app.deliberation.repository import MODEL_CALLS, VERDICTS
@@ -130,11 +129,6 @@ class CallRecorder:
 
     async def _publish(self, event: Event) -> None:
         await self.sink.publish(event)
-
-
-def call_row(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) -> ModelCall:
-    """Build the database row of one call."""
-    return ModelCall(**call_values(verdict_id, outcome, changed=changed))
 
 
 def call_values(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) -> dict[str, Any]:

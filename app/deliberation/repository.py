@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, and_, bindparam, func, or_, update
+from sqlalchemy import BindParameter, String, Table, Update, and_, bindparam, func, or_, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,33 +25,9 @@ class VerdictRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, verdict: Verdict) -> Verdict:
-        """Insert a verdict row."""
-        self.session.add(verdict)
-        await self.session.flush()
-        return verdict
-
-    async def add_call(self, call: ModelCall) -> ModelCall:
-        """Insert one model call row."""
-        self.session.add(call)
-        await self.session.flush()
-        return call
-
     async def get(self, verdict_id: str) -> Verdict | None:
         """Return the verdict with this id, if any."""
         return await self.session.get(Verdict, verdict_id)
-
-    async def update(self, verdict_id: str, **values: Any) -> None:
-        """Set columns of a verdict row, in one UPDATE (no read of the row first)."""
-        statement = (
-            update(Verdict)
-            .where(col(Verdict.id) == verdict_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        result = await self.session.exec(statement)
-        if result.rowcount != 1:
-            raise LookupError(verdict_id)
 
     async def claim(self, verdict_id: str, worker: str, *, now: datetime, until: datetime) -> bool:
         """Take a queued verdict, or one whose last claim lapsed, for ``worker`` until ``until``.
@@ -76,11 +52,7 @@ class VerdictRepository:
 
     async def renew(self, verdict_id: str, worker: str, *, until: datetime) -> bool:
         """Extend ``worker``'s claim; False when the claim is no longer its own."""
-        return await self._set_where(self._held_by(verdict_id, worker), lease_until=as_utc(until))
-
-    async def update_claimed(self, verdict_id: str, worker: str, **values: Any) -> bool:
-        """Set columns only while ``worker``'s claim holds the verdict."""
-        return await self._set_where(self._held_by(verdict_id, worker), **values)
+        return await self._set_where(held_by(verdict_id, worker), lease_until=as_utc(until))
 
     async def count_queued(self) -> int:
         """Return how many verdicts wait for a worker."""
@@ -101,9 +73,6 @@ class VerdictRepository:
             .limit(limit)
         )
         return (await self.session.exec(statement)).all()
-
-    def _held_by(self, verdict_id: str, worker: str) -> list[Any]:
-        return held_by(verdict_id, worker)
 
     async def _set_where(self, conditions: list[Any], **values: Any) -> bool:
         statement = (
@@ -164,8 +133,9 @@ class VerdictRepository:
         return rows, int(total)
 
 
-def held_by(verdict_id: str, worker: str) -> list[Any]:
-    """Return the conditions under which ``worker``'s claim still holds a verdict."""
+def held_by(verdict_id: str | BindParameter[str], worker: str | BindParameter[str]) -> list[Any]:
+    """Return the conditions under which ``worker``'s claim still holds a verdict (values, or
+    bind parameters for a statement built once)."""
     return [
         col(Verdict.id) == verdict_id,
         col(Verdict.status) == "running",
@@ -212,18 +182,17 @@ def _params(values: dict[str, Any], **keys: Any) -> dict[str, Any]:
 
 @functools.cache
 def _update_statement(columns: frozenset[str], *, claimed: bool) -> Update:
-    table = VERDICTS
-    conditions = [table.c.id == bindparam("b_id")]
-    if claimed:
-        conditions += [
-            table.c.status == "running",
-            table.c.claimed_by == bindparam("b_worker"),
-        ]
+    verdict_id = bindparam("b_id", type_=String)
+    conditions = (
+        held_by(verdict_id, bindparam("b_worker", type_=String))
+        if claimed
+        else [col(Verdict.id) == verdict_id]
+    )
     # Untyped bind parameters take their column's type (JSON, timezone-aware datetimes).
     return (
-        update(table)
+        update(VERDICTS)
         .where(*conditions)
-        .values({table.c[name]: bindparam(f"v_{name}") for name in sorted(columns)})
+        .values({VERDICTS.c[name]: bindparam(f"v_{name}") for name in sorted(columns)})
     )
 
 

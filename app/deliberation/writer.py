@@ -109,7 +109,7 @@ class RecordWriter:
         self._wake.set()
         return unit
 
-    async def wait(self, units: Iterable[Unit]) -> None:
+    async def wait(self, units: Sequence[Unit]) -> None:
         """Return once every unit is committed; raise the first one's error, if any failed."""
         for unit in units:
             while not unit.done:

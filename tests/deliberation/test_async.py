@@ -17,11 +17,17 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from app.core.config import JuryConfig
-from app.core.db import SessionMaker, create_engine, create_sessionmaker, session_scope
+from app.core.db import (
+    SessionMaker,
+    connection_scope,
+    create_engine,
+    create_sessionmaker,
+    session_scope,
+)
 from app.core.settings import Settings
 from app.deliberation.models import ModelCall, Verdict
 from app.deliberation.queue import GROUP, STREAM
-from app.deliberation.repository import VerdictRepository
+from app.deliberation.repository import VerdictRepository, claimed_statement
 from app.deliberation.schemas import VerdictRequest
 from app.runtime import open_runtime
 from tests.builders import app_client, make_settings, scripted_config, step
@@ -130,10 +136,11 @@ async def test_a_lapsed_claim_is_taken_over_and_its_worker_cannot_finish(
                 accepted.id, "dead-worker", now=past, until=past + timedelta(seconds=30)
             )
         outcome = await runtime.jobs.run(accepted.id)
-        async with session_scope(runtime.sessionmaker) as session:
-            zombie = await VerdictRepository(session).update_claimed(
-                accepted.id, "dead-worker", status="failed"
-            )
+        # The dead worker's late write, as its VerdictRecord would make it.
+        lost = claimed_statement(accepted.id, "dead-worker", status="failed")
+        async with connection_scope(runtime.sessionmaker) as connection:
+            result = await connection.execute(lost.statement, lost.params)
+            zombie = result.rowcount == 1
         row = await row_of(runtime.sessionmaker, accepted.id)
 
     assert claimed
