@@ -12,15 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import JuryConfig, load_config
 from app.core.db import SessionMaker, create_engine, create_sessionmaker
-from app.core.migrate import upgrade
 from app.core.redis import RedisLink, open_redis
 from app.core.settings import Settings
-from app.deliberation.idempotency import IdempotencyKeys
-from app.deliberation.intake import Intake
-from app.deliberation.jobs import VerdictJobs
-from app.deliberation.progress import Progress, ProgressBus
-from app.deliberation.queue import MemoryQueue, VerdictQueue, make_broker, recover
-from app.deliberation.service import VerdictService
+from app.migrations.migrate import upgrade
 from app.providers.hub import ProviderHub
 from app.providers.local.runtime import serve_local_models
 from app.providers.preflight import check_hosted_credentials, check_ollama_models
@@ -30,6 +24,12 @@ from app.security.service import Authenticator
 from app.security.spend import SpendGuard
 from app.trust.active import TrustSource
 from app.trust.policy import TrustPolicy
+from app.verdicts.idempotency import IdempotencyKeys
+from app.verdicts.intake import Intake
+from app.verdicts.jobs.claims import VerdictJobs
+from app.verdicts.jobs.queue import MemoryQueue, VerdictQueue, make_broker, recover
+from app.verdicts.progress import Progress, ProgressBus
+from app.verdicts.service import VerdictService
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import anyio
 
 from app.core.errors import JuryError, NoQuorumError
 from app.deliberation.schemas import VerdictOut
-from app.deliberation.service import VerdictService
+from app.verdicts.service import VerdictService
 from eval.datasets import EvalItem, load_items
 from eval.records import ItemResult, JurorTrace
 from eval.report import build_report, write_report

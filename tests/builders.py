@@ -19,12 +19,12 @@ from sqlmodel import col, select
 from app.core.config import JuryConfig, ModelSpec, ScriptFailure
 from app.core.db import SessionMaker, create_engine, create_sessionmaker
 from app.core.settings import Settings
-from app.deliberation.models import ModelCall, Verdict
-from app.deliberation.service import VerdictService, WeightsSource
-from app.main import create_app
+from app.http.app import create_app
 from app.providers.base import Completion, CompletionRequest
 from app.providers.hub import ProviderHub
 from app.runtime import open_runtime
+from app.verdicts.record.tables import ModelCall, Verdict
+from app.verdicts.service import VerdictService, WeightsSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTED_CONFIG = REPO_ROOT / "config" / "scripted.yaml"

@@ -25,7 +25,7 @@ import pytest
 import redis
 from sqlalchemy.exc import DBAPIError
 
-from app.core.migrate import upgrade_sync
+from app.migrations.migrate import upgrade_sync
 from tests.databases import empty_postgres, run_sql, sqlite_url, with_database
 from tests.redis_servers import REDIS_URL, flush
 

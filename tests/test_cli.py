@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import app
+from app.cli.main import app
 from tests.builders import SCRIPTED_CONFIG
 
 CONFIG = ["--config", str(SCRIPTED_CONFIG)]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import anyio
 
+from app.cli.worker import run_worker
 from app.core.config import JuryConfig
 from app.core.settings import Settings
-from app.worker import run_worker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def worker_process(environ: Mapping[str, str], log: Path) -> Iterator[subprocess
     """Run ``jury worker`` as a process of its own; it is killed if still running at the end."""
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from app.cli import main; main()", "worker"],
+            [sys.executable, "-c", "from app.cli.main import main; main()", "worker"],
             cwd=REPO_ROOT,
             env={**os.environ, **environ},
             stdout=output,

@@ -1,6 +1,6 @@
 """Plain aggregates of juror positions: majorities and the weighted vote.
 
-The weighted vote is the trust layer's (``app.trust.vote``): the verdict's weighted-vote
+The weighted vote is the trust layer's (``app.deliberation.vote``): the verdict's weighted-vote
 baseline and the replay of a weights proposal must be one and the same function.
 """
 
@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from app.trust.vote import NEUTRAL_WEIGHT, VoteResult
-from app.trust.vote import weighted_vote as trust_weighted_vote
+from app.deliberation.vote import NEUTRAL_WEIGHT, VoteResult
+from app.deliberation.vote import weighted_vote as trust_weighted_vote
 
 __all__ = ["NEUTRAL_WEIGHT", "Vote", "VoteResult", "majority", "weighted_share", "weighted_vote"]
 

@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.deliberation.calls import CallOutcome
-from app.security.spend import Spend
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Tokens and dollars, spent or held."""
+
+    tokens: int = 0
+    usd: float = 0.0
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(self.tokens + other.tokens, self.usd + other.usd)
+
+    def __sub__(self, other: Spend) -> Spend:
+        return Spend(self.tokens - other.tokens, self.usd - other.usd)
 
 
 def spend_of(outcomes: Iterable[CallOutcome[Any]]) -> Spend:

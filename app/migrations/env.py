@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from app.core.db import create_engine
-from app.core.tables import import_all_tables
+from app.migrations.tables import import_all_tables
 
 import_all_tables()
 target_metadata = SQLModel.metadata

@@ -108,3 +108,11 @@ def _map_error(exc: Exception) -> ProviderError:
     ):
         return ProviderRequestError(detail)
     return ProviderServerError(detail)
+
+
+def missing_credentials(model: str, environ: dict[str, str]) -> list[str]:
+    """Return the environment variables litellm says ``model`` needs and ``environ`` lacks."""
+    report = litellm.validate_environment(model=model)
+    if report.get("keys_in_environment"):
+        return []
+    return [key for key in report.get("missing_keys", []) if not environ.get(key)]

@@ -24,12 +24,12 @@ def check_hosted_credentials(config: JuryConfig, environ: Mapping[str, str]) -> 
     ]
     if not hosted:
         return
-    import litellm  # heavy: imported only when a hosted model needs checking
+    # litellm is heavy: imported only when a hosted model needs checking.
+    from app.providers.litellm_provider import missing_credentials
 
     for spec in hosted:
-        report = litellm.validate_environment(model=spec.model)
-        missing = [key for key in report.get("missing_keys", []) if not environ.get(key)]
-        if missing and not report.get("keys_in_environment"):
+        missing = missing_credentials(spec.model, dict(environ))
+        if missing:
             raise ConfigError(
                 f"'{spec.name}' ({spec.model}) needs {' or '.join(missing)} in the environment, "
                 "or api_key_env naming the variable that holds its key"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 from app.core.db import SessionMaker, session_scope
+from app.deliberation.budget import Spend
 from app.security.repository import MicroCaps, SpendRepository
-from app.security.spend import Caps, Spend
+from app.security.spend import Caps
 
 MICROS = 1_000_000
 

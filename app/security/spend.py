@@ -15,20 +15,7 @@ from typing import Protocol
 
 from app.core.config import Budgets
 from app.core.errors import SpendCapError
-
-
-@dataclass(frozen=True, slots=True)
-class Spend:
-    """Tokens and dollars, spent or held."""
-
-    tokens: int = 0
-    usd: float = 0.0
-
-    def __add__(self, other: Spend) -> Spend:
-        return Spend(self.tokens + other.tokens, self.usd + other.usd)
-
-    def __sub__(self, other: Spend) -> Spend:
-        return Spend(self.tokens - other.tokens, self.usd - other.usd)
+from app.deliberation.budget import Spend
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from app.core.config import JuryConfig, ModelSpec
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import UnavailableError
+from app.deliberation.vote import ALL_CATEGORIES, WeightsTable, weight_for
 from app.trust.calibration import CalibrationMap
-from app.trust.records import ALL_CATEGORIES
 from app.trust.repository import ActiveState, TrustRepository
-from app.trust.vote import WeightsTable, weight_for
 from app.trust.weights import DriftResult, DroppedWeights, drop_drifted
 
 logger = logging.getLogger("jury.trust")

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.trust.records import ALL_CATEGORIES, OutcomeRecord
+from app.deliberation.vote import ALL_CATEGORIES
+from app.trust.records import OutcomeRecord
 from app.trust.scoring import expected_calibration_error
 
 Pairs = Sequence[tuple[float, bool]]

@@ -6,7 +6,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from app.deliberation.schemas import PositionOut, VerdictOut
-from app.trust.records import ALL_CATEGORIES, JurorRecord, OutcomeRecord, VerdictRecord
+from app.deliberation.vote import ALL_CATEGORIES
+from app.trust.records import JurorRecord, OutcomeRecord, VerdictRecord
 from app.trust.repository import StoredVerdict
 
 Pairs = list[tuple[float, bool]]

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.deliberation.models import JsonType, utcnow
+from app.verdicts.record.tables import JsonType, utcnow
 
 
 class OutcomeSource(StrEnum):

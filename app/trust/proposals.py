@@ -13,19 +13,19 @@ from typing import Any
 
 from app.core.config import JuryConfig
 from app.deliberation.schemas import VerdictOut
+from app.deliberation.vote import ALL_CATEGORIES, WeightsTable, weight_for
 from app.trust.active import Effective, judge_models, juror_models
 from app.trust.calibration import CalibrationMap, fit_by_category
 from app.trust.drift import RollbackDecision
 from app.trust.extract import Pairs, confidence_pairs
 from app.trust.models import ProposalKind
-from app.trust.records import ALL_CATEGORIES, OutcomeRecord, VerdictRecord
+from app.trust.records import OutcomeRecord, VerdictRecord
 from app.trust.replay import Replay, replay
 from app.trust.repository import StoredVerdict
 from app.trust.schemas import ReplayOut, WeightChange
 from app.trust.scoring import brier_score, expected_calibration_error
 from app.trust.statistics import compute_stats
 from app.trust.unsupervised import estimate_unsupervised_weights
-from app.trust.vote import WeightsTable, weight_for
 from app.trust.weights import propose_weights
 
 Table = dict[str, dict[str, float]]

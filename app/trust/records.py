@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Protocol, Self
+from typing import Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ALL_CATEGORIES: Final = "*"
-"""Category key of the all-categories cell and of the global fallback weights."""
+from app.deliberation.vote import ALL_CATEGORIES
 
 
 class JurorRecord(BaseModel):

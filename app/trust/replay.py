@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.deliberation.vote import VoteResult, WeightsTable, weight_for, weighted_vote
 from app.trust.records import OutcomeRecord
-from app.trust.vote import VoteResult, WeightsTable, weight_for, weighted_vote
 
 
 class Flip(BaseModel):

@@ -13,7 +13,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import ConflictError
-from app.deliberation.models import Verdict
 from app.trust.models import (
     AuditEntry,
     Outcome,
@@ -22,6 +21,7 @@ from app.trust.models import (
     WeightsActivation,
     WeightsVersion,
 )
+from app.verdicts.record.tables import Verdict
 
 
 @dataclass(frozen=True, slots=True)

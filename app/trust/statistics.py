@@ -8,7 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.trust.records import ALL_CATEGORIES, JurorRecord, OutcomeRecord
+from app.deliberation.vote import ALL_CATEGORIES
+from app.trust.records import JurorRecord, OutcomeRecord
 from app.trust.scoring import BetaAccuracy, Calibration, accuracy_of, calibration_of
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from app.trust.records import ALL_CATEGORIES, PanelRecord
-from app.trust.vote import effective_weight
+from app.deliberation.vote import ALL_CATEGORIES, effective_weight
+from app.trust.records import PanelRecord
 from app.trust.weights import log_odds_weight
 
 Item = tuple[tuple[str, ...], dict[str, str]]  # (options, juror name -> final position)

@@ -8,10 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.trust.records import ALL_CATEGORIES
-from app.trust.scoring import BetaAccuracy
-from app.trust.statistics import JurorCellStats, TrustStats
-from app.trust.vote import (
+from app.deliberation.vote import (
+    ALL_CATEGORIES,
     NEUTRAL_WEIGHT,
     VoteResult,
     WeightsTable,
@@ -19,6 +17,8 @@ from app.trust.vote import (
     weight_for,
     weighted_vote,
 )
+from app.trust.scoring import BetaAccuracy
+from app.trust.statistics import JurorCellStats, TrustStats
 
 __all__ = [
     "NEUTRAL_WEIGHT",

@@ -128,7 +128,7 @@ def jury_command(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "jury"
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "from app.cli import main; main()", *args]
+    return [sys.executable, "-c", "from app.cli.main import main; main()", *args]
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.core.heap import YOUNG_THRESHOLD
-from app.main import create_app
+from app.http.app import create_app
 from tests.builders import make_settings, serving
 
 

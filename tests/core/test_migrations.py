@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from app.core.db import create_engine
-from app.core.migrate import alembic_config, downgrade_sync, upgrade_sync
-from app.core.tables import import_all_tables
+from app.migrations.migrate import alembic_config, downgrade_sync, upgrade_sync
+from app.migrations.tables import import_all_tables
 
 
 def _inspect(url: str, work: Any) -> Any:

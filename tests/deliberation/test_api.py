@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import JuryConfig, load_config
 from app.core.db import create_engine, create_sessionmaker
-from app.deliberation.idempotency import IdempotencyKeys
-from app.deliberation.intake import Intake
-from app.deliberation.service import VerdictService
-from app.main import create_app
+from app.http.app import create_app
 from app.security.ratelimit import RateLimiter
+from app.verdicts.idempotency import IdempotencyKeys
+from app.verdicts.intake import Intake
+from app.verdicts.service import VerdictService
 from tests.builders import (
     SCRIPTED_CONFIG,
     app_client,

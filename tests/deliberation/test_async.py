@@ -25,11 +25,11 @@ from app.core.db import (
     session_scope,
 )
 from app.core.settings import Settings
-from app.deliberation.models import ModelCall, Verdict
-from app.deliberation.queue import GROUP, STREAM
-from app.deliberation.repository import VerdictRepository, claimed_statement
 from app.deliberation.schemas import VerdictRequest
 from app.runtime import open_runtime
+from app.verdicts.jobs.queue import GROUP, STREAM
+from app.verdicts.record.repository import VerdictRepository, claimed_statement
+from app.verdicts.record.tables import ModelCall, Verdict
 from tests.builders import app_client, make_settings, scripted_config, step
 from tests.workers import worker_in_process, worker_process
 

@@ -13,9 +13,9 @@ from sqlmodel import select
 
 from app.core.config import JuryConfig
 from app.core.db import create_engine, create_sessionmaker
-from app.deliberation.models import ModelCall, Verdict
-from app.main import create_app
+from app.http.app import create_app
 from app.security.models import Role
+from app.verdicts.record.tables import ModelCall, Verdict
 from tests.builders import app_client, make_settings, scripted_config, serving, step
 from tests.security.keys import add_key, bearer
 

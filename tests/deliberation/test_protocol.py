@@ -14,7 +14,6 @@ import pytest
 
 from app.core.config import JuryConfig, ModelSpec
 from app.core.errors import NoQuorumError
-from app.deliberation.models import ModelCall
 from app.deliberation.schemas import (
     PositionOut,
     VerdictIncomplete,
@@ -25,6 +24,7 @@ from app.providers.base import Completion, CompletionRequest
 from app.providers.errors import FailureKind
 from app.providers.hub import ProviderHub
 from app.providers.scripted import INVALID_TEXT
+from app.verdicts.record.tables import ModelCall
 from tests.builders import (
     Bench,
     FixedWeights,

@@ -18,14 +18,14 @@ from app.core.db import (
     session_scope,
 )
 from app.core.errors import UnavailableError
-from app.deliberation.repository import (
+from app.verdicts.record.repository import (
     MODEL_CALLS,
     VERDICTS,
     VerdictRepository,
     finish_statement,
     new_verdict_row,
 )
-from app.deliberation.writer import RecordWriter
+from app.verdicts.record.writer import RecordWriter
 from tests.builders import calls_of
 
 pytestmark = pytest.mark.anyio

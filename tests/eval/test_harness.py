@@ -135,7 +135,7 @@ def test_eval_run_records_outcomes_into_the_trust_record(
     """`jury eval run --record-outcomes` feeds each gold answer to the trust record."""
     from typer.testing import CliRunner
 
-    from app.cli import app
+    from app.cli.main import app
 
     dataset = write_jsonl(tmp_path / "q.jsonl", QUESTIONS[:3])
     config = tmp_path / "letters.yaml"

@@ -12,9 +12,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from app.core.db import create_engine, create_sessionmaker
-from app.deliberation.models import Verdict
-from app.main import create_app
+from app.http.app import create_app
 from app.security.models import Role
+from app.verdicts.record.tables import Verdict
 from tests.builders import make_settings, scripted_config, serving, step, stored_calls
 from tests.security.keys import add_key, bearer
 

@@ -11,8 +11,8 @@ from sqlmodel import col, select
 
 from app.core.config import JuryConfig
 from app.core.db import create_engine, create_sessionmaker
-from app.deliberation.models import ModelCall, Verdict
-from app.main import create_app
+from app.http.app import create_app
+from app.verdicts.record.tables import ModelCall, Verdict
 from tests.builders import make_settings, scripted_config, step
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from app.core.db import create_engine, create_sessionmaker, session_scope
-from app.main import create_app
+from app.http.app import create_app
 from app.security.models import Role
 from app.security.service import KeyService
 from tests.builders import make_settings, serving

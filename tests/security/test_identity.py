@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.deliberation.models import Verdict
-from app.main import create_app
+from app.http.app import create_app
 from app.security.models import Role
+from app.verdicts.record.tables import Verdict
 from tests.builders import make_settings, scripted_config, serving, step
 from tests.security.keys import add_keys, bearer
 

@@ -7,9 +7,9 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from app.cli import app as cli
+from app.cli.main import app as cli
 from app.core.db import create_engine, create_sessionmaker
-from app.main import create_app
+from app.http.app import create_app
 from app.security.models import ApiKey, Role
 from app.security.principal import hash_key
 from tests.builders import make_settings, serving

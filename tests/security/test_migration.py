@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from app.core.db import create_engine
-from app.core.migrate import alembic_config, downgrade_sync, upgrade_sync
+from app.migrations.migrate import alembic_config, downgrade_sync, upgrade_sync
 from tests.databases import run_sql, sqlite_url
 
 INSERT_VERDICT = (

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 import pytest
 from fastapi import FastAPI
 
-from app.main import create_app
+from app.http.app import create_app
 from app.security.models import Role
 from tests.builders import make_settings, scripted_config, serving, step
 from tests.security.keys import add_key, bearer

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount, Route
 
-from app.main import create_app
+from app.http.app import create_app
 from app.security.models import Role
 from tests.builders import make_settings, scripted_config, serving, step
 from tests.security.keys import add_keys, bearer
@@ -58,7 +58,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/trust/proposals/{proposal_id}/reject"): REVIEWER,
     ("POST", "/trust/rollback-check"): REVIEWER,
     ("GET", "/trust/audit"): REVIEWER,
-    # The review pages (app/trust/web.py) act on the trust workflow: reviewers'.
+    # The review pages (app/http/review.py) act on the trust workflow: reviewers'.
     ("GET", "/review"): REVIEWER,
     ("GET", "/review/review.css"): REVIEWER,
     ("GET", "/review/proposals/{proposal_id}"): REVIEWER,

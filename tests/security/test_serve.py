@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from app.cli import app as cli
+from app.cli.main import app as cli
 from app.security.models import Role
 from tests.builders import SCRIPTED_CONFIG
 from tests.security.keys import add_key

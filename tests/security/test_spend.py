@@ -13,11 +13,12 @@ import pytest
 from app.core.config import Budgets, JuryConfig
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import SpendCapError
+from app.deliberation.budget import Spend
 from app.deliberation.schemas import VerdictRequest
-from app.main import create_app
+from app.http.app import create_app
 from app.security.ledger import DatabaseSpendLedger, MemorySpendLedger
 from app.security.models import Role
-from app.security.spend import Caps, Spend, SpendGuard, SpendLedger, seconds_to_midnight
+from app.security.spend import Caps, SpendGuard, SpendLedger, seconds_to_midnight
 from tests.builders import make_settings, open_bench, scripted_config, serving, step
 from tests.security.keys import add_keys, bearer, create_key
 

@@ -26,13 +26,13 @@ from fastapi import FastAPI
 from app.core.config import JuryConfig
 from app.core.db import SessionMaker, session_scope
 from app.core.settings import Settings
-from app.deliberation.models import Verdict
-from app.main import create_app
+from app.http.app import create_app
 from app.runtime import Runtime
 from app.trust.models import OutcomeSource
 from app.trust.outcomes import OutcomeService
 from app.trust.schemas import OutcomeCreate
 from app.trust.service import TrustService
+from app.verdicts.record.tables import Verdict
 
 OPTIONS = ("approve", "reject", "defer")
 REVIEWER = {"reviewer": "rita", "comment": "evidence checked"}

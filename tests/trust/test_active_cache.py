@@ -6,7 +6,7 @@ import anyio
 import httpx
 import pytest
 
-from app.main import create_app
+from app.http.app import create_app
 from tests.trust.harness import (
     REVIEWER,
     SMALL_PLAN,

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Page, async_playwright, expect
 
-from app.main import create_app
+from app.http.app import create_app
 
 from .harness import SMALL_PLAN, panel_config, propose, seed, serve, settings_for
 

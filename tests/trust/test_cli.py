@@ -9,7 +9,7 @@ import anyio
 import yaml
 from typer.testing import CliRunner
 
-from app.cli import app
+from app.cli.main import app
 
 from .harness import SMALL_PLAN, panel_config, seed, serve
 

@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from app.core.db import create_engine
-from app.core.migrate import alembic_config, downgrade_sync, upgrade_sync
+from app.migrations.migrate import alembic_config, downgrade_sync, upgrade_sync
 
 TRUST_TABLES = {
     "outcomes",

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 
 from app.deliberation.aggregation import Vote, weighted_share, weighted_vote
+from app.deliberation.vote import weight_for
 from app.trust.replay import decide
-from app.trust.vote import weight_for
 
 from .factories import juror, record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.trust.vote import weight_for, weighted_vote
+from app.deliberation.vote import weight_for, weighted_vote
 
 OPTIONS = ("yes", "no")
 

@@ -24,9 +24,9 @@ from app.core.config import JuryConfig
 from app.core.errors import ConfigError
 from app.core.heap import freeze_startup_heap
 from app.core.settings import Settings
-from app.deliberation.jobs import ACKNOWLEDGE, JobOutcome, VerdictJobs
-from app.deliberation.queue import TASK_NAME, make_broker
 from app.runtime import open_runtime
+from app.verdicts.jobs.claims import ACKNOWLEDGE, JobOutcome, VerdictJobs
+from app.verdicts.jobs.queue import TASK_NAME, make_broker
 
 logger = logging.getLogger("jury.worker")
 

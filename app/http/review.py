@@ -3,7 +3,7 @@
 Server-rendered with Jinja2 and no script. Autoescaping is on (``*.html`` templates), so every
 stored text (a question, a reason, a reviewer's comment) is shown as text, never as markup.
 Handlers are as thin as the JSON API's and call the same services in the same request-scoped
-unit of work (``app.trust.api``); a decision form posts here and is redirected (303) to the page
+unit of work (``app.http.trust``); a decision form posts here and is redirected (303) to the page
 that shows its result.
 
     GET  /review                          pending proposals, decisions, weights history, audit
@@ -26,9 +26,9 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from app.core.errors import ConflictError, NotFoundError
-from app.deliberation.api import VerdictServiceDep
 from app.deliberation.schemas import VerdictOut
-from app.trust.api import SessionDep, TrustDep, resolve_actor
+from app.http.trust import SessionDep, TrustDep, resolve_actor
+from app.http.verdicts import VerdictServiceDep
 from app.trust.evidence import evidence_view
 from app.trust.models import ProposalStatus
 from app.trust.outcomes import OutcomeService

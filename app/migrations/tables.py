@@ -5,6 +5,3 @@ from __future__ import annotations
 
 def import_all_tables() -> None:
     """Import the modules that define tables."""
-    import app.deliberation.models
-    import app.security.models
-    import app.trust.models  # noqa: F401

@@ -41,7 +41,7 @@ from sqlmodel import SQLModel
 
 from app.core.db import SessionMaker, connection_scope, threaded_sqlite_engine
 from app.core.errors import UnavailableError
-from app.deliberation.repository import Change
+from app.verdicts.record.repository import Change
 
 Row = tuple[Table, Mapping[str, Any]]
 

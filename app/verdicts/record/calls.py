@@ -10,14 +10,13 @@ import anyio
 
 from app.core import metrics
 from app.deliberation.answers import JudgeAnswer
-from app.deliberation.budget import spend_of
+from app.deliberation.budget import Spend, spend_of
 from app.deliberation.calls import CallOutcome
 from app.deliberation.events import Event, EventSink
 from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.protocol import JurorTurn
-from app.deliberation.repository import MODEL_CALLS, VERDICTS
-from app.deliberation.writer import RecordWriter, Row, Unit
-from app.security.spend import Spend
+from app.verdicts.record.repository import MODEL_CALLS, VERDICTS
+from app.verdicts.record.writer import RecordWriter, Row, Unit
 
 
 class CallRecorder:

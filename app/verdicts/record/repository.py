@@ -12,7 +12,7 @@ from sqlalchemy import BindParameter, String, Table, Update, and_, bindparam, fu
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.deliberation.models import ModelCall, Verdict
+from app.verdicts.record.tables import ModelCall, Verdict
 
 # The tables the verdict record's group commit (``RecordWriter``) inserts into.
 VERDICTS: Table = SQLModel.metadata.tables[Verdict.__tablename__]

@@ -10,7 +10,7 @@ import anyio
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent
 
 
 def alembic_config(database_url: str) -> Config:

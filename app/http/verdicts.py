@@ -19,9 +19,6 @@ from app.core.errors import (
     RequestInProgressError,
     UnauthorizedError,
 )
-from app.deliberation.idempotency import MAX_KEY_CHARS
-from app.deliberation.intake import Intake, wants_async
-from app.deliberation.progress import Entry, Progress
 from app.deliberation.schemas import (
     VerdictAccepted,
     VerdictIncomplete,
@@ -29,8 +26,11 @@ from app.deliberation.schemas import (
     VerdictPage,
     VerdictRequest,
 )
-from app.deliberation.service import VerdictService
-from app.security.deps import AgentDep, ReaderDep
+from app.http.auth import AgentDep, ReaderDep
+from app.verdicts.idempotency import MAX_KEY_CHARS
+from app.verdicts.intake import Intake, wants_async
+from app.verdicts.progress import Entry, Progress
+from app.verdicts.service import VerdictService
 
 router = APIRouter(tags=["verdicts"])
 

@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel
 from rich.table import Table
 
-from app.cli_runtime import ConfigOption, console, run_in_runtime, settings_for
+from app.cli.context import ConfigOption, console, run_in_runtime, settings_for
 from app.core.db import session_scope
 from app.runtime import Runtime
 from app.trust.models import OutcomeSource, ProposalKind, ProposalStatus

@@ -16,9 +16,9 @@ from app.core.errors import (
     NotFoundError,
     UnauthorizedError,
 )
-from app.deliberation.api import VerdictServiceDep
+from app.http.auth import ReaderDep, Reviewer
+from app.http.verdicts import VerdictServiceDep
 from app.runtime import Runtime
-from app.security.deps import ReaderDep, Reviewer
 from app.security.principal import Principal
 from app.trust.models import ProposalKind, ProposalStatus
 from app.trust.outcomes import OutcomeService

@@ -10,8 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.db import session_scope
 from app.core.errors import ConflictError, NotFoundError
+from app.http.auth import Admin
 from app.runtime import Runtime
-from app.security.deps import Admin
 from app.security.schemas import KeyCreate, KeyCreated, KeyOut
 from app.security.service import KeyService
 

@@ -1,10 +1,10 @@
 """The queue of asynchronous verdicts: a Redis Stream for ``jury worker``s, or this process.
 
 With Redis, a job is a taskiq message on the Redis Stream ``jury:queue:verdicts``, read by the
-``jury-workers`` consumer group (taskiq-redis's stream broker; ``app.deliberation.broker`` fixes
+``jury-workers`` consumer group (taskiq-redis's stream broker; ``app.verdicts.jobs.broker`` fixes
 its reclaim). A worker acknowledges a job only once the verdict has its outcome; a job its worker
 never acknowledged (killed) is claimed by another worker after ``queue_redelivery_s``
-(XAUTOCLAIM). The verdict row's claim (``app.deliberation.jobs``) makes a second delivery
+(XAUTOCLAIM). The verdict row's claim (``app.verdicts.jobs.claims``) makes a second delivery
 harmless.
 
 Without Redis, or when Redis fails at the moment a verdict is queued, the job goes to this
@@ -26,8 +26,8 @@ from app.core.db import SessionMaker, session_scope
 from app.core.errors import UnavailableError
 from app.core.redis import REDIS_FAILURES, RedisLink, client_options
 from app.core.settings import Settings
-from app.deliberation.jobs import VerdictJobs
-from app.deliberation.repository import VerdictRepository
+from app.verdicts.jobs.claims import VerdictJobs
+from app.verdicts.record.repository import VerdictRepository
 
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
@@ -45,7 +45,7 @@ WORKER_BLOCK_MS = 1_000
 
 def make_broker(settings: Settings, url: str, *, worker: bool) -> RedisStreamBroker:
     """Return the taskiq broker on the jobs stream: a worker's reads block, a sender's do not."""
-    from app.deliberation.broker import ReclaimingStreamBroker  # on use: taskiq is slow to import
+    from app.verdicts.jobs.broker import ReclaimingStreamBroker  # on use: taskiq is slow to import
 
     block_s = WORKER_BLOCK_MS / 1000 if worker else 0.0
     options = client_options(settings, read_timeout_s=block_s + settings.redis_timeout_s)

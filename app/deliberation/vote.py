@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from app.trust.records import ALL_CATEGORIES
+ALL_CATEGORIES: Final = "*"
+"""Category key of the all-categories cell and of the global fallback weights."""
 
 NEUTRAL_WEIGHT = 1.0
 

@@ -10,11 +10,11 @@ import anyio
 import typer
 from rich.table import Table
 
-from app.cli_runtime import console, errors
+from app.cli.context import console, errors
 from app.core.db import create_engine, create_sessionmaker, session_scope
 from app.core.errors import JuryError, UnavailableError
-from app.core.migrate import upgrade
 from app.core.settings import Settings
+from app.migrations.migrate import upgrade
 from app.security.models import Role
 from app.security.repository import KeyRepository
 from app.security.schemas import KeyCreate

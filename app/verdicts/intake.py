@@ -13,12 +13,12 @@ import anyio
 from app.core import metrics
 from app.core.config import JuryConfig
 from app.core.errors import NoQuorumError
-from app.deliberation.idempotency import Claim, IdempotencyKeys, Reply
-from app.deliberation.queue import VerdictQueue
 from app.deliberation.schemas import VerdictRequest
-from app.deliberation.service import VerdictService
 from app.security.principal import Principal
 from app.security.ratelimit import RateLimiter
+from app.verdicts.idempotency import Claim, IdempotencyKeys, Reply
+from app.verdicts.jobs.queue import VerdictQueue
+from app.verdicts.service import VerdictService
 
 ROUTE = "/verdict"
 # A key's claim outlives the longest a verdict may take, so that it never lapses mid-verdict.

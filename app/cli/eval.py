@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.cli_runtime import ConfigOption, console, run_in_runtime, settings_for
+from app.cli.context import ConfigOption, console, run_in_runtime, settings_for
 from app.runtime import Runtime
 from eval.records import ItemResult
 

@@ -24,8 +24,8 @@ from redis.asyncio import Redis
 from app.core.redis import EVENTS_BLOCK_S, RedisLink
 from app.deliberation.events import TERMINAL_EVENTS, Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut
-from app.deliberation.service import VerdictService
 from app.providers.errors import FailureKind
+from app.verdicts.service import VerdictService
 
 Entry = tuple[str, Event]  # (event id, event)
 # XREAD's answer: [(stream, [(message id, {field: value})])], bytes throughout.

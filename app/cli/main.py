@@ -11,14 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.cli_runtime import ConfigOption, console, errors, run_in_runtime, settings_for
+from app.cli.bench import bench
+from app.cli.context import ConfigOption, console, errors, run_in_runtime, settings_for
+from app.cli.eval import eval_app
+from app.cli.keys import keys_app, serving_mode
+from app.cli.trust import trust_app
 from app.core.errors import JuryError
 from app.deliberation.events import Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
-from app.security.cli import keys_app, serving_mode
-from app.trust.cli import trust_app
-from eval.cli import eval_app
-from eval.perf.cli import bench
 
 app = typer.Typer(help="Jury: multi-model jury deliberation.", no_args_is_help=True)
 verdicts_app = typer.Typer(help="Read recorded verdicts.", no_args_is_help=True)
@@ -45,7 +45,7 @@ def serve(
     """Serve the HTTP API; on shutdown, verdicts in progress get JURY_SHUTDOWN_GRACE_S to end."""
     import uvicorn
 
-    from app.main import create_app
+    from app.http.app import create_app
 
     settings = _settings(config)
     console.print(serving_mode(settings, host))
@@ -73,7 +73,7 @@ def worker(
 
     import anyio
 
-    from app.worker import run_worker
+    from app.cli.worker import run_worker
 
     settings = _settings(config)
     if concurrency is not None:
@@ -241,7 +241,7 @@ def verdicts_list(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply database migrations (also done at start-up unless JURY_AUTO_MIGRATE=false)."""
-    from app.core.migrate import upgrade_sync
+    from app.migrations.migrate import upgrade_sync
 
     url = _settings(config).resolved_database_url()
     upgrade_sync(url)

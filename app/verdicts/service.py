@@ -30,17 +30,10 @@ from app.core.errors import (
 )
 from app.core.settings import Settings
 from app.deliberation.assembly import ConfidenceMap, Docket, assemble
-from app.deliberation.budget import RoundBudget
+from app.deliberation.budget import RoundBudget, Spend
 from app.deliberation.events import Event, EventSink, NullSink, Tee
-from app.deliberation.inflight import InFlight
-from app.deliberation.models import Verdict
 from app.deliberation.prompts import Case
 from app.deliberation.protocol import Hearing, NoQuorumReachedError, Transcript, deliberate
-from app.deliberation.record import VerdictRecord, new_row
-from app.deliberation.recorder import CallRecorder
-from app.deliberation.repository import (
-    VerdictRepository,
-)
 from app.deliberation.schemas import (
     VerdictAccepted,
     VerdictIncomplete,
@@ -49,9 +42,16 @@ from app.deliberation.schemas import (
     VerdictRequest,
     VerdictSummary,
 )
-from app.deliberation.writer import RecordWriter
 from app.providers.hub import ProviderHub
-from app.security.spend import Reservation, Spend, SpendGuard
+from app.security.spend import Reservation, SpendGuard
+from app.verdicts.inflight import InFlight
+from app.verdicts.record.calls import CallRecorder
+from app.verdicts.record.repository import (
+    VerdictRepository,
+)
+from app.verdicts.record.tables import Verdict
+from app.verdicts.record.verdict import VerdictRecord, new_row
+from app.verdicts.record.writer import RecordWriter
 
 logger = logging.getLogger("jury.verdicts")
 

@@ -7,17 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import ops
 from app.core.config import JuryConfig
 from app.core.heap import freeze_startup_heap
-from app.core.http import BodySizeLimit, RequestTiming, install_error_handlers
 from app.core.settings import Settings, get_settings
-from app.deliberation import api as deliberation_api
+from app.http import keys, ops, review, trust, verdicts
+from app.http.auth import Reviewer
+from app.http.middleware import BodySizeLimit, RequestTiming, install_error_handlers
 from app.runtime import open_runtime
-from app.security import api as security_api
-from app.security.deps import Reviewer
-from app.trust import api as trust_api
-from app.trust import web as trust_web
 
 
 def create_app(settings: Settings | None = None, *, config: JuryConfig | None = None) -> FastAPI:
@@ -39,11 +35,11 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(deliberation_api.router)
-    app.include_router(trust_api.router)
+    app.include_router(verdicts.router)
+    app.include_router(trust.router)
     # The review pages decide weights: reviewers' (and admins') only, like the trust API.
-    app.include_router(trust_web.router, dependencies=[Reviewer])
-    app.include_router(security_api.router)
+    app.include_router(review.router, dependencies=[Reviewer])
+    app.include_router(keys.router)
     app.include_router(ops.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTiming)

@@ -15,15 +15,15 @@ from typing import Any
 from app.core.errors import ConflictError, NoQuorumError, UnavailableError
 from app.deliberation.assembly import Docket, rounds_out
 from app.deliberation.protocol import NoQuorumReachedError
-from app.deliberation.recorder import CallRecorder
-from app.deliberation.repository import (
+from app.deliberation.schemas import VerdictOut, VerdictRequest
+from app.verdicts.record.calls import CallRecorder
+from app.verdicts.record.repository import (
     VERDICTS,
     claimed_statement,
     finish_statement,
     new_verdict_row,
 )
-from app.deliberation.schemas import VerdictOut, VerdictRequest
-from app.deliberation.writer import RecordWriter, Row
+from app.verdicts.record.writer import RecordWriter, Row
 
 
 class ClaimLostError(ConflictError):

@@ -1,0 +1,1 @@
+"""The command-line edge: every typer app (`jury ...`), calling the same services."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: every router, page and HTTP dependency."""

@@ -1,0 +1,1 @@
+"""The verdict record and the use cases on it."""

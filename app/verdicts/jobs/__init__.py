@@ -1,0 +1,1 @@
+"""Asynchronous verdicts: the queue, the broker and the claims on verdict rows."""

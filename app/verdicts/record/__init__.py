@@ -1,0 +1,1 @@
+"""The verdict record: its tables, statements, and the writer that commits them."""
