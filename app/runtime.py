@@ -29,6 +29,7 @@ from app.verdicts.intake import Intake
 from app.verdicts.jobs.claims import VerdictJobs
 from app.verdicts.jobs.queue import MemoryQueue, VerdictQueue, make_broker, recover
 from app.verdicts.progress import Progress, ProgressBus
+from app.verdicts.reads import VerdictReads
 from app.verdicts.service import VerdictService
 
 
@@ -42,6 +43,7 @@ class Runtime:
     sessionmaker: SessionMaker
     hub: ProviderHub
     verdicts: VerdictService
+    verdict_reads: VerdictReads
     trust: TrustSource
     trust_policy: TrustPolicy
     auth: Authenticator
@@ -120,6 +122,7 @@ async def _open_services(
         spend=SpendGuard(DatabaseSpendLedger(sessionmaker), config.budgets),
         progress=bus,
     )
+    reads = VerdictReads(sessionmaker)
     jobs = VerdictJobs(verdicts, sessionmaker, lease_s=settings.worker_lease_s)
     queue = VerdictQueue(
         MemoryQueue(jobs, concurrency=settings.worker_concurrency, retry_s=settings.worker_lease_s),
@@ -150,6 +153,7 @@ async def _open_services(
                 sessionmaker=sessionmaker,
                 hub=hub,
                 verdicts=verdicts,
+                verdict_reads=reads,
                 trust=trust,
                 trust_policy=TrustPolicy(),
                 auth=auth,
@@ -157,7 +161,7 @@ async def _open_services(
                 jobs=jobs,
                 queue=queue,
                 intake=intake,
-                progress=Progress(bus, verdicts),
+                progress=Progress(bus, reads),
             )
         finally:
             # Before the engine goes: verdicts in progress finish, or record their interruption.

@@ -23,8 +23,10 @@ from app.http.app import create_app
 from app.providers.base import Completion, CompletionRequest
 from app.providers.hub import ProviderHub
 from app.runtime import open_runtime
+from app.verdicts.preparation import WeightsSource
+from app.verdicts.reads import VerdictReads
 from app.verdicts.record.tables import ModelCall, Verdict
-from app.verdicts.service import VerdictService, WeightsSource
+from app.verdicts.service import VerdictService
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTED_CONFIG = REPO_ROOT / "config" / "scripted.yaml"
@@ -184,6 +186,7 @@ class Bench:
     """A verdict service on a test database, with read access to what it recorded."""
 
     service: VerdictService
+    reads: VerdictReads
     sessionmaker: SessionMaker
 
     async def calls(self, verdict_id: str) -> list[ModelCall]:
@@ -220,7 +223,9 @@ async def open_bench(
                 weights=weights,
             )
         try:
-            yield Bench(service=service, sessionmaker=runtime.sessionmaker)
+            yield Bench(
+                service=service, reads=runtime.verdict_reads, sessionmaker=runtime.sessionmaker
+            )
         finally:
             if service is not runtime.verdicts:
                 service.close()

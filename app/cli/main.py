@@ -195,7 +195,7 @@ def verdicts_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """Print a recorded verdict with its transcript."""
-    verdict = _run(_settings(config), lambda rt: rt.verdicts.get(verdict_id))
+    verdict = _run(_settings(config), lambda rt: rt.verdict_reads.get(verdict_id))
     if as_json or isinstance(verdict, VerdictIncomplete):
         typer.echo(json.dumps(verdict.model_dump(mode="json", by_alias=True), indent=2))
         return
@@ -222,7 +222,7 @@ def verdicts_list(
     limit: Annotated[int, typer.Option(help="How many.")] = 20,
 ) -> None:
     """List recent verdicts."""
-    page = _run(_settings(config), lambda rt: rt.verdicts.list(category=category, limit=limit))
+    page = _run(_settings(config), lambda rt: rt.verdict_reads.list(category=category, limit=limit))
     table = Table("id", "created", "status", "category", "verdict", "conf.", "question")
     for item in page.items:
         table.add_row(

@@ -24,7 +24,6 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, config=config, run_queue=True) as runtime:
             app.state.runtime = runtime
-            app.state.verdict_service = runtime.verdicts
             freeze_startup_heap()
             yield
 

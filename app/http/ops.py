@@ -68,5 +68,5 @@ async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     # With the database down the gauge keeps its last value; /readyz says why.
     with contextlib.suppress(UnavailableError):
-        core_metrics.QUEUED_VERDICTS.set(await runtime.verdicts.count_queued())
+        core_metrics.QUEUED_VERDICTS.set(await runtime.verdict_reads.count_queued())
     return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from app.core.errors import ConflictError, NotFoundError
 from app.deliberation.schemas import VerdictOut
 from app.http.trust import SessionDep, TrustDep, resolve_actor
-from app.http.verdicts import VerdictServiceDep
+from app.http.verdicts import VerdictReadsDep
 from app.trust.evidence import evidence_view
 from app.trust.models import ProposalStatus
 from app.trust.outcomes import OutcomeService
@@ -203,7 +203,7 @@ async def reject(
 
 @router.get("/verdicts/{verdict_id}", name="review_verdict", response_class=HTMLResponse)
 async def verdict_page(
-    verdict_id: str, request: Request, verdicts: VerdictServiceDep, trust: TrustDep
+    verdict_id: str, request: Request, verdicts: VerdictReadsDep, trust: TrustDep
 ) -> Response:
     """Show a verdict's whole transcript and the outcome recorded for it."""
     try:

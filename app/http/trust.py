@@ -17,7 +17,7 @@ from app.core.errors import (
     UnauthorizedError,
 )
 from app.http.auth import ReaderDep, Reviewer
-from app.http.verdicts import VerdictServiceDep
+from app.http.verdicts import VerdictReadsDep
 from app.runtime import Runtime
 from app.security.principal import Principal
 from app.trust.models import ProposalKind, ProposalStatus
@@ -103,7 +103,7 @@ async def post_outcome(
     verdict_id: str,
     body: OutcomeCreate,
     request: Request,
-    verdicts: VerdictServiceDep,
+    verdicts: VerdictReadsDep,
     trust: TrustDep,
 ) -> OutcomeOut:
     """Record the correct option of a verdict; a second one must say it corrects the first.
@@ -122,7 +122,7 @@ async def post_outcome(
     tags=["outcomes"],
 )
 async def get_outcomes(
-    caller: ReaderDep, verdict_id: str, verdicts: VerdictServiceDep, trust: TrustDep
+    caller: ReaderDep, verdict_id: str, verdicts: VerdictReadsDep, trust: TrustDep
 ) -> OutcomeHistory:
     """Return a verdict's outcomes, the one in force first (an agent: of its own verdicts)."""
     await verdicts.ensure_visible(verdict_id, owner=caller.owner_scope)

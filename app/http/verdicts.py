@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.core.errors import (
@@ -27,33 +27,31 @@ from app.deliberation.schemas import (
     VerdictRequest,
 )
 from app.http.auth import AgentDep, ReaderDep
+from app.http.deps import RuntimeDep, error_responses
 from app.verdicts.idempotency import MAX_KEY_CHARS
 from app.verdicts.intake import Intake, wants_async
 from app.verdicts.progress import Entry, Progress
-from app.verdicts.service import VerdictService
+from app.verdicts.reads import VerdictReads
 
 router = APIRouter(tags=["verdicts"])
 
 
-def get_verdict_service(request: Request) -> VerdictService:
-    """Return the process's verdict service, built in the lifespan."""
-    service: VerdictService = request.app.state.verdict_service
-    return service
+def get_verdict_reads(runtime: RuntimeDep) -> VerdictReads:
+    """Return the process's verdict reads."""
+    return runtime.verdict_reads
 
 
-def get_intake(request: Request) -> Intake:
-    """Return the process's verdict intake, built in the lifespan."""
-    intake: Intake = request.app.state.runtime.intake
-    return intake
+def get_intake(runtime: RuntimeDep) -> Intake:
+    """Return the process's verdict intake."""
+    return runtime.intake
 
 
-def get_progress(request: Request) -> Progress:
-    """Return the process's progress streams, built in the lifespan."""
-    progress: Progress = request.app.state.runtime.progress
-    return progress
+def get_progress(runtime: RuntimeDep) -> Progress:
+    """Return the process's progress streams."""
+    return runtime.progress
 
 
-VerdictServiceDep = Annotated[VerdictService, Depends(get_verdict_service)]
+VerdictReadsDep = Annotated[VerdictReads, Depends(get_verdict_reads)]
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 ProgressDep = Annotated[Progress, Depends(get_progress)]
 IdempotencyKey = Annotated[
@@ -72,16 +70,12 @@ Prefer = Annotated[
 ]
 
 
-def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
-    return {error.status_code: {"description": error.__doc__} for error in errors}
-
-
 @router.post(
     "/verdict",
     response_model=VerdictOut,
     responses={
         202: {"model": VerdictAccepted, "description": "Queued (asynchronous verdict)."},
-        **_errors(
+        **error_responses(
             UnauthorizedError,
             ForbiddenError,
             RequestInProgressError,
@@ -121,7 +115,7 @@ async def post_verdict(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."},
-        **_errors(UnauthorizedError, ForbiddenError, NotFoundError),
+        **error_responses(UnauthorizedError, ForbiddenError, NotFoundError),
     },
 )
 async def verdict_events(
@@ -158,22 +152,22 @@ async def server_sent(stream: AsyncIterator[Entry | None]) -> AsyncIterator[str]
 @router.get(
     "/verdicts/{verdict_id}",
     response_model=VerdictOut | VerdictIncomplete,
-    responses=_errors(UnauthorizedError, ForbiddenError, NotFoundError),
+    responses=error_responses(UnauthorizedError, ForbiddenError, NotFoundError),
 )
 async def get_verdict(
-    verdict_id: str, service: VerdictServiceDep, caller: ReaderDep
+    verdict_id: str, verdicts: VerdictReadsDep, caller: ReaderDep
 ) -> VerdictOut | VerdictIncomplete:
     """Return a verdict with its whole transcript (an agent: one it asked)."""
-    return await service.get(verdict_id, owner=caller.owner_scope)
+    return await verdicts.get(verdict_id, owner=caller.owner_scope)
 
 
 @router.get(
     "/verdicts",
     response_model=VerdictPage,
-    responses=_errors(UnauthorizedError, ForbiddenError),
+    responses=error_responses(UnauthorizedError, ForbiddenError),
 )
 async def list_verdicts(
-    service: VerdictServiceDep,
+    verdicts: VerdictReadsDep,
     caller: ReaderDep,
     category: str | None = None,
     verdict: str | None = None,
@@ -187,7 +181,7 @@ async def list_verdicts(
 
     An agent sees only the verdicts it asked.
     """
-    return await service.list(
+    return await verdicts.list(
         owner=caller.owner_scope,
         category=category,
         verdict=verdict,

@@ -25,7 +25,7 @@ from app.core.redis import EVENTS_BLOCK_S, RedisLink
 from app.deliberation.events import TERMINAL_EVENTS, Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut
 from app.providers.errors import FailureKind
-from app.verdicts.service import VerdictService
+from app.verdicts.reads import VerdictReads
 
 Entry = tuple[str, Event]  # (event id, event)
 # XREAD's answer: [(stream, [(message id, {field: value})])], bytes throughout.
@@ -150,7 +150,7 @@ class Progress:
     """Follow a verdict's progress as a stream of events."""
 
     def __init__(
-        self, bus: ProgressBus, verdicts: VerdictService, *, poll_s: float = EVENTS_BLOCK_S
+        self, bus: ProgressBus, verdicts: VerdictReads, *, poll_s: float = EVENTS_BLOCK_S
     ) -> None:
         self._bus = bus
         self._verdicts = verdicts

@@ -437,7 +437,6 @@ async def test_unreachable_database_is_not_ready_and_refuses_verdicts(sqlite_dat
                 keys=IdempotencyKeys(None, ttl_s=60),
             )
             app.state.runtime = replace(runtime, engine=unreachable, intake=intake)
-            app.state.verdict_service = broken
             ready = await client.get("/readyz")
             verdict = await client.post("/verdict", json={"question": "Ship?"})
     finally:

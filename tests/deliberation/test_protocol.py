@@ -339,7 +339,7 @@ async def test_below_quorum_refuses_and_records_the_partial_positions(
         verdict_id = body["id"]
         row = await bench.verdict_row(verdict_id)
         calls = await bench.calls(verdict_id)
-        fetched = await bench.service.get(verdict_id)
+        fetched = await bench.reads.get(verdict_id)
 
     assert body["error"] == "no_quorum"
     assert (body["valid"], body["quorum"]) == (1, 2)
