@@ -4,7 +4,8 @@
     ├── ConfigError           the configuration is invalid (start-up)
     ├── NotFoundError         404 — a verdict or resource does not exist
     ├── ConflictError         409 — the request conflicts with recorded state
-    │   └── RequestInProgressError  409 — the same Idempotency-Key is still being answered
+    │   ├── RequestInProgressError  409 — the same Idempotency-Key is still being answered
+    │   └── ClaimLostError    409 — another worker took over a queued verdict (worker-side)
     ├── UnauthorizedError     401 — no API key, or one Jury does not know (WWW-Authenticate)
     ├── ForbiddenError        403 — the key's role may not do this
     ├── PayloadTooLargeError  413 — a field or the body is over its size limit
@@ -62,6 +63,12 @@ class ConflictError(JuryError):
 
     status_code = 409
     code = "conflict"
+
+
+class ClaimLostError(ConflictError):
+    """Another worker took over this asynchronous verdict: this worker's result is void."""
+
+    code = "claim_lost"
 
 
 class UnauthorizedError(JuryError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 import anyio
 from anyio.abc import TaskStatus
@@ -32,10 +33,9 @@ from app.verdicts.preparation import (
     VerdictPreparation,
     WeightsSource,
 )
-from app.verdicts.record.calls import CallRecorder
 from app.verdicts.record.repository import VerdictRepository
 from app.verdicts.record.tables import Verdict
-from app.verdicts.record.verdict import VerdictRecord, new_row
+from app.verdicts.record.verdict import VerdictRecord
 from app.verdicts.record.writer import RecordWriter
 
 logger = logging.getLogger("jury.verdicts")
@@ -68,7 +68,6 @@ class VerdictService:
         self._in_flight = InFlight()
         # The verdict record's writes, shared among concurrent verdicts' transactions.
         self._writer = RecordWriter(sessionmaker)
-        self._record = VerdictRecord(self._writer)
 
     async def decide(
         self,
@@ -88,7 +87,9 @@ class VerdictService:
         with self._in_flight.track():
             prepared = await self._preparation.prepare(request, api_key_id=api_key_id)
             reservation = await self._reserve(api_key_id)
-            verdict = await self._hear(prepared, self._sink(sink), reservation)
+            # Written while round 1 runs; the writer commits it before any of its calls.
+            record = self._open(prepared, status="running", sink=self._sink(sink))
+            verdict = await self._hear(prepared, record, reservation)
         if verdict is None:
             raise UnavailableError(
                 "Jury is shutting down: the verdict was interrupted before it was decided "
@@ -105,7 +106,7 @@ class VerdictService:
         cap is checked when a worker takes the verdict (a refusal is recorded as ``failed``).
         """
         prepared = await self._preparation.prepare(request, api_key_id=api_key_id)
-        await self._record.create(prepared.docket, request, api_key_id, status="queued")
+        await self._open(prepared, status="queued").written()
         docket = prepared.docket
         return VerdictAccepted.for_id(docket.verdict_id, created_at=docket.created_at)
 
@@ -130,14 +131,31 @@ class VerdictService:
         return verdict  # noqa: RET504
 
     async def _decide_claimed(self, row: Verdict, worker: str, events: EventSink) -> VerdictOut:
+        record = VerdictRecord.claimed(self._writer, row.id, worker=worker, sink=events)
         try:
             prepared = await self._preparation.prepare_queued(row)
             reservation = await self._reserve(row.api_key_id)
         except JuryError as exc:
-            await self._record.finish(row.id, worker, status="failed", error=exc.body())
+            await record.refused(exc)
             await events.publish(Event(type="failed", verdict_id=row.id, detail=exc.detail))
             raise
-        return await self._hear(prepared, events, reservation, claim=worker)
+        return await self._hear(prepared, record, reservation)
+
+    def _open(
+        self,
+        prepared: PreparedVerdict,
+        *,
+        status: Literal["queued", "running"],
+        sink: EventSink | None = None,
+    ) -> VerdictRecord:
+        return VerdictRecord.open(
+            self._writer,
+            docket=prepared.docket,
+            request=prepared.request,
+            api_key_id=prepared.api_key_id,
+            status=status,
+            sink=sink,
+        )
 
     def _sink(self, sink: EventSink | None) -> EventSink:
         return Tee(sink, self._progress) if sink is not None else self._progress
@@ -161,37 +179,27 @@ class VerdictService:
         return interrupted
 
     async def _hear(
-        self,
-        prepared: PreparedVerdict,
-        sink: EventSink,
-        reservation: Reservation | None,
-        *,
-        claim: str | None = None,
+        self, prepared: PreparedVerdict, record: VerdictRecord, reservation: Reservation | None
     ) -> VerdictOut:
-        """Deliberate and record; ``claim``: the worker whose claimed row this is, else a new row.
+        """Deliberate and record the verdict.
 
         The spend is reserved before the verdict is recorded: a refused request leaves no row.
         """
         docket = prepared.docket
-        recorder = CallRecorder(self._writer, docket.verdict_id, sink)
         try:
-            if claim is None:
-                # Written while round 1 runs; the writer commits it before any of its calls.
-                recorder.open(
-                    new_row(docket, prepared.request, prepared.api_key_id, status="running")
-                )
             started = time.perf_counter()
-            transcript = await self._deliberate(prepared, recorder, claim)
+            transcript = await self._deliberate(prepared, record)
             specs = {spec.name: spec for spec in self.config.models()}
             verdict = assemble(
                 docket, transcript, specs, latency_ms=(time.perf_counter() - started) * 1000
             )
             # Shielded: a verdict whose transcript is complete is stored, shutdown or not.
             with anyio.CancelScope(shield=True):
-                await self._record.completed(verdict, claim, recorder)
+                await record.completed(verdict)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._settle(reservation, recorder.spent)
+                await self._settle(reservation, record.calls.spent)
+        sink = record.calls.sink
         counting.count_verdict(verdict, counting.category_label(self.config, docket.category))
         await sink.publish(
             Event(
@@ -217,24 +225,22 @@ class VerdictService:
             # The reserve stays counted: the cap errs on the side of spending less.
             logger.warning("spend of key %s not settled: %s", reservation.key_id, exc.detail)
 
-    async def _deliberate(
-        self, prepared: PreparedVerdict, recorder: CallRecorder, claim: str | None
-    ) -> Transcript:
+    async def _deliberate(self, prepared: PreparedVerdict, record: VerdictRecord) -> Transcript:
         hearing = prepared.hearing
         try:
             if len(hearing.jurors) < hearing.quorum:
                 raise NoQuorumReachedError(Transcript(), len(hearing.jurors), hearing.quorum)
-            transcript = await deliberate(self._hub, hearing, recorder)
+            transcript = await deliberate(self._hub, hearing, record.calls)
             # Every call on record before the outcome is decided (a failed write fails here).
-            await recorder.flush()
+            await record.written()
             return transcript
         except NoQuorumReachedError as exc:
-            raise await self._record_no_quorum(prepared, exc, recorder, claim) from None
+            raise await self._record_no_quorum(prepared, exc, record) from None
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                status = await self._record.ended_early(prepared.verdict_id, exc, recorder, claim)
+                status = await record.ended_early(exc)
                 if status is not None:
-                    await recorder.sink.publish(
+                    await record.calls.sink.publish(
                         Event(type="failed", verdict_id=prepared.verdict_id, detail=status)
                     )
             # A failed write inside a round's task group arrives wrapped: answer with the
@@ -248,15 +254,14 @@ class VerdictService:
         self,
         prepared: PreparedVerdict,
         exc: NoQuorumReachedError,
-        recorder: CallRecorder,
-        claim: str | None,
+        record: VerdictRecord,
     ) -> NoQuorumError:
         docket = prepared.docket
-        error = await self._record.no_quorum(docket, exc, recorder, claim)
+        error = await record.no_quorum(docket, exc)
         counting.count_no_quorum(
             docket.panel, counting.category_label(self.config, docket.category)
         )
-        await recorder.sink.publish(
+        await record.calls.sink.publish(
             Event(type="no_quorum", verdict_id=docket.verdict_id, detail=str(exc))
         )
         return error

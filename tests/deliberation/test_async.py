@@ -28,7 +28,8 @@ from app.core.settings import Settings
 from app.deliberation.schemas import VerdictRequest
 from app.runtime import open_runtime
 from app.verdicts.jobs.queue import GROUP, STREAM
-from app.verdicts.record.repository import VerdictRepository, claimed_statement
+from app.verdicts.record.repository import VerdictRepository
+from app.verdicts.record.statements import ClaimedRow, ended
 from app.verdicts.record.tables import ModelCall, Verdict
 from tests.builders import app_client, make_settings, scripted_config, step
 from tests.workers import worker_in_process, worker_process
@@ -137,7 +138,8 @@ async def test_a_lapsed_claim_is_taken_over_and_its_worker_cannot_finish(
             )
         outcome = await runtime.jobs.run(accepted.id)
         # The dead worker's late write, as its VerdictRecord would make it.
-        lost = claimed_statement(accepted.id, "dead-worker", status="failed")
+        dead = ClaimedRow(accepted.id, "dead-worker")
+        lost = ended(dead, "failed", error=None, at=datetime.now(UTC))
         async with connection_scope(runtime.sessionmaker) as connection:
             result = await connection.execute(lost.statement, lost.params)
             zombie = result.rowcount == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +18,13 @@ from app.core.db import (
     session_scope,
 )
 from app.core.errors import UnavailableError
-from app.verdicts.record.repository import (
+from app.verdicts.record.repository import VerdictRepository
+from app.verdicts.record.statements import (
     MODEL_CALLS,
     VERDICTS,
-    VerdictRepository,
-    finish_statement,
+    ClaimedRow,
+    OwnRow,
+    ended,
     new_verdict_row,
 )
 from app.verdicts.record.writer import RecordWriter
@@ -82,10 +84,10 @@ def values(verdict_id: str, juror: str) -> dict[str, Any]:
     }
 
 
-def verdict_row(verdict_id: str) -> dict[str, Any]:
+def verdict_row(verdict_id: str) -> Mapping[str, Any]:
     """Return the column values of a new running verdict."""
-    return new_verdict_row(
-        id=verdict_id,
+    _table, row = new_verdict_row(
+        verdict_id=verdict_id,
         created_at=datetime.now(UTC),
         status="running",
         question="Ship it?",
@@ -95,6 +97,7 @@ def verdict_row(verdict_id: str) -> dict[str, Any]:
         request={},
         metadata={"ticket": "OPS-1"},
     )
+    return row
 
 
 async def add_verdict(sessionmaker: Any, verdict_id: str) -> None:
@@ -150,7 +153,7 @@ async def test_one_batch_inserts_parents_first_and_counts_each_update(
     commits.clear()
 
     async def finish(verdict_id: str) -> None:
-        statement = finish_statement(verdict_id, None, status="completed", verdict="approve")
+        statement = ended(OwnRow(verdict_id), "failed", error={"detail": "x"}, at=datetime.now(UTC))
         changed[verdict_id] = await writer.update(statement)
 
     # A call row queued before its verdict's row, in the same batch: the verdict goes first.
@@ -167,7 +170,7 @@ async def test_one_batch_inserts_parents_first_and_counts_each_update(
 
     assert changed == {"v1": 1, "missing": 0}
     assert v1 is not None
-    assert (v1.status, v1.verdict) == ("completed", "approve")
+    assert (v1.status, v1.error) == ("failed", {"detail": "x"})
     assert v2 is not None
     assert v2.caller_metadata == {"ticket": "OPS-1"}
     assert sorted(call.juror for call in calls) == ["alpha", "bravo"]
@@ -179,7 +182,8 @@ async def test_an_update_under_a_lost_claim_changes_nothing(
 ) -> None:
     await add_verdict(sessionmaker, "v1")
     # v1 is running but claimed by nobody: worker-1's claim does not hold it.
-    lost = await writer.update(finish_statement("v1", "worker-1", status="completed"))
+    claimed = ClaimedRow("v1", "worker-1")
+    lost = await writer.update(ended(claimed, "failed", error=None, at=datetime.now(UTC)))
     async with session_scope(sessionmaker) as session:
         row = await VerdictRepository(session).get("v1")
 

@@ -19,9 +19,8 @@ import anyio
 
 from app.core import metrics
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import JuryError, UnavailableError
+from app.core.errors import ClaimLostError, JuryError, UnavailableError
 from app.verdicts.record.repository import VerdictRepository
-from app.verdicts.record.verdict import ClaimLostError
 from app.verdicts.service import VerdictService
 
 logger = logging.getLogger("jury.jobs")

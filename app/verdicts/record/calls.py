@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -13,9 +13,8 @@ from app.deliberation.answers import JudgeAnswer
 from app.deliberation.budget import Spend, spend_of
 from app.deliberation.calls import CallOutcome
 from app.deliberation.events import Event, EventSink
-from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.protocol import JurorTurn
-from app.verdicts.record.repository import MODEL_CALLS, VERDICTS
+from app.verdicts.record.statements import call_row
 from app.verdicts.record.writer import RecordWriter, Row, Unit
 
 
@@ -39,9 +38,9 @@ class CallRecorder:
         # Rows that go into the verdict's final unit, with its outcome: the judge's call.
         self.final_rows: list[Row] = []
 
-    def open(self, row: Mapping[str, Any]) -> None:
+    def open(self, row: Row) -> None:
         """Hand the verdict's own row over, ahead of its calls (the writer keeps the order)."""
-        self._units.append(self._writer.submit([(VERDICTS, row)]))
+        self._units.append(self._writer.submit([row]))
 
     async def flush(self) -> None:
         """Return once every row handed over is committed; raise why one was not."""
@@ -113,7 +112,7 @@ class CallRecorder:
         _count(outcome)
         # Counted before the write: a call that was made is spent, stored or not.
         self.spent = self.spent + spend_of([outcome])
-        row = (MODEL_CALLS, call_values(self._verdict_id, outcome, changed=changed))
+        row = call_row(self._verdict_id, outcome, changed=changed)
         self._raise_failed_write()
         if with_outcome:
             self.final_rows.append(row)
@@ -128,39 +127,6 @@ class CallRecorder:
 
     async def _publish(self, event: Event) -> None:
         await self.sink.publish(event)
-
-
-def call_values(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) -> dict[str, Any]:
-    """Return the column values of one call's row."""
-    answer = outcome.answer
-    parsed = answer.model_dump(mode="json") if answer is not None else None
-    position = None
-    if parsed is not None:
-        position = parsed.get("position", parsed.get("verdict"))
-    failure = outcome.failure
-    return {
-        "verdict_id": verdict_id,
-        "role": outcome.role,
-        "round": outcome.round_number,
-        "juror": outcome.spec.name,
-        "model": outcome.spec.model,
-        "family": outcome.spec.family,
-        "prompt_version": PROMPT_VERSION,
-        "messages": [{"role": m.role, "content": m.content} for m in outcome.messages],
-        "raw_output": outcome.raw_output,
-        "parsed": parsed,
-        "position": position,
-        "confidence": parsed.get("confidence") if parsed else None,
-        "changed": changed,
-        "attempts": outcome.attempts,
-        "latency_ms": outcome.latency_ms,
-        "prompt_tokens": outcome.prompt_tokens,
-        "completion_tokens": outcome.completion_tokens,
-        "cost_usd": outcome.cost_usd,
-        "failure_kind": failure.kind.value if failure else None,
-        "failure_detail": failure.detail if failure else None,
-        "started_at": outcome.started_at,
-    }
 
 
 def _count(outcome: CallOutcome[Any]) -> None:

@@ -1,8 +1,12 @@
-"""A verdict's own row in the record: written when it starts, then its outcome.
+"""One verdict's record: its row, its model calls, and its outcome, under one hold.
 
-The outcomes: completed (with the judge's call, in one unit), failed or interrupted (with every
-call that could still be written), no quorum, or, for a claimed verdict that shutdown stopped,
-back to the queue. Every write goes through the process's ``RecordWriter``.
+A record starts one of two ways, chosen once: ``VerdictRecord.open`` inserts a new verdict's
+row (queued, or running while round 1 runs), ``VerdictRecord.claimed`` takes over the row of a
+queued verdict a worker claimed. From then on its outcomes are the same calls: completed (with
+the judge's call, in one unit), failed or interrupted (with every call that could still be
+written), no quorum, or, for a claimed verdict that shutdown stopped, back to the queue. Every
+write goes through the process's ``RecordWriter``; every row and UPDATE is built in
+``statements.py``.
 """
 
 from __future__ import annotations
@@ -10,67 +14,83 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from app.core.errors import ConflictError, NoQuorumError, UnavailableError
+from app.core.errors import JuryError, NoQuorumError, UnavailableError
 from app.deliberation.assembly import Docket, rounds_out
+from app.deliberation.events import EventSink, NullSink
 from app.deliberation.protocol import NoQuorumReachedError
 from app.deliberation.schemas import VerdictOut, VerdictRequest
+from app.verdicts.record import statements
 from app.verdicts.record.calls import CallRecorder
-from app.verdicts.record.repository import (
-    VERDICTS,
-    claimed_statement,
-    finish_statement,
-    new_verdict_row,
-)
-from app.verdicts.record.writer import RecordWriter, Row
-
-
-class ClaimLostError(ConflictError):
-    """Another worker took over this asynchronous verdict: this worker's result is void."""
-
-    code = "claim_lost"
+from app.verdicts.record.statements import ClaimedRow, Hold, OwnRow
+from app.verdicts.record.writer import Change, RecordWriter, Row
 
 
 class VerdictRecord:
-    """Write verdict rows and their outcomes; ``claim``: the worker whose claimed row it is."""
+    """Write one verdict's record; ``calls`` is the protocol's observer that stores its calls."""
 
-    def __init__(self, writer: RecordWriter) -> None:
+    def __init__(self, writer: RecordWriter, hold: Hold, sink: EventSink) -> None:
         self._writer = writer
+        self._hold = hold
+        self.calls = CallRecorder(writer, hold.verdict_id, sink)
 
-    async def create(
-        self, docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
-    ) -> None:
-        """Insert the verdict's row and return once it is committed."""
-        await self._writer.insert(VERDICTS, new_row(docket, request, api_key_id, status=status))
+    @classmethod
+    def open(
+        cls,
+        writer: RecordWriter,
+        *,
+        docket: Docket,
+        request: VerdictRequest,
+        api_key_id: int | None,
+        status: Literal["queued", "running"],
+        sink: EventSink | None = None,
+    ) -> VerdictRecord:
+        """Start a new verdict's record: its row is handed over ahead of its calls.
 
-    async def completed(
-        self, verdict: VerdictOut, claim: str | None, recorder: CallRecorder
-    ) -> None:
-        """Commit the verdict with the judge's call, once every other call is committed."""
-        await recorder.flush()
-        await self.finish(
-            verdict.id,
-            claim,
-            rows=recorder.final_rows,
-            status="completed",
-            verdict=verdict.verdict,
-            confidence=verdict.confidence,
-            agreement=verdict.agreement,
-            unanimous=verdict.unanimous,
-            escalate=verdict.escalate,
-            degraded=verdict.degraded,
-            judge_fallback=verdict.judge.fallback,
-            latency_ms=verdict.latency_ms,
-            prompt_tokens=verdict.usage.prompt_tokens,
-            completion_tokens=verdict.usage.completion_tokens,
-            cost_usd=verdict.usage.cost_usd,
-            response=verdict.model_dump(mode="json", by_alias=True),
+        The writer commits it before any of its calls; ``written`` waits for it.
+        """
+        record = cls(writer, OwnRow(docket.verdict_id), sink or NullSink())
+        record.calls.open(
+            statements.new_verdict_row(
+                verdict_id=docket.verdict_id,
+                created_at=docket.created_at,
+                status=status,
+                question=request.question,
+                context=request.context,
+                options=docket.options,
+                category=request.category,
+                panel=docket.panel,
+                request=request.model_dump(mode="json"),
+                metadata=request.metadata,
+                weights_version=docket.weights_version,
+                api_key_id=api_key_id,
+            )
         )
+        return record
 
-    async def ended_early(
-        self, verdict_id: str, exc: BaseException, recorder: CallRecorder, claim: str | None
-    ) -> str | None:
+    @classmethod
+    def claimed(
+        cls, writer: RecordWriter, verdict_id: str, *, worker: str, sink: EventSink
+    ) -> VerdictRecord:
+        """Continue the record of a queued verdict ``worker`` claimed, while the claim holds."""
+        return cls(writer, ClaimedRow(verdict_id, worker), sink)
+
+    async def written(self) -> None:
+        """Return once everything handed over is committed; raise why it was not."""
+        await self.calls.flush()
+
+    async def completed(self, verdict: VerdictOut) -> None:
+        """Commit the verdict with the judge's call, once every other call is committed."""
+        await self.calls.flush()
+        change = statements.completed(self._hold, verdict, at=_now())
+        await self._finish(change, rows=self.calls.final_rows)
+
+    async def refused(self, error: JuryError) -> None:
+        """Record that the verdict failed before it started, and why (``error``'s body)."""
+        await self._finish(statements.ended(self._hold, "failed", error=error.body(), at=_now()))
+
+    async def ended_early(self, exc: BaseException) -> str | None:
         """Record why a deliberation ended without a verdict, with every call it made.
 
         Returns the status recorded: ``failed``, ``interrupted`` (cancelled by shutdown), or
@@ -80,24 +100,21 @@ class VerdictRecord:
         with contextlib.suppress(Exception):
             # What can be written is: a write that failed may be why the verdict failed, so
             # the outcome below does not depend on these.
-            await recorder.flush()
-            if recorder.final_rows:
-                await self._writer.write(recorder.final_rows)
-        if not isinstance(exc, Exception) and claim is not None:
-            await self._writer.update(
-                claimed_statement(verdict_id, claim, status="queued", claimed_by=None)
-            )
+            await self.calls.flush()
+            if self.calls.final_rows:
+                await self._writer.write(self.calls.final_rows)
+        if not isinstance(exc, Exception) and isinstance(self._hold, ClaimedRow):
+            await self._writer.update(statements.requeued(self._hold))
             return None
-        status = "failed" if isinstance(exc, Exception) else "interrupted"
+        status: statements.Ending = "failed" if isinstance(exc, Exception) else "interrupted"
         try:
-            await self.finish(verdict_id, claim, status=status, error={"detail": repr(exc)})
+            change = statements.ended(self._hold, status, error={"detail": repr(exc)}, at=_now())
+            await self._finish(change)
         except LookupError:
             return None
         return status
 
-    async def no_quorum(
-        self, docket: Docket, exc: NoQuorumReachedError, recorder: CallRecorder, claim: str | None
-    ) -> NoQuorumError:
+    async def no_quorum(self, docket: Docket, exc: NoQuorumReachedError) -> NoQuorumError:
         """Record that too few jurors gave a valid position; return the error to answer."""
         rounds = rounds_out(exc.transcript)
         positions = [p.model_dump(mode="json") for r in rounds for p in r.positions]
@@ -108,49 +125,25 @@ class VerdictRecord:
             "positions": positions,
             "recused": list(docket.recused),
         }
-        await recorder.flush()
-        await self.finish(docket.verdict_id, claim, status="no_quorum", error=body)
+        await self.calls.flush()
+        await self._finish(statements.ended(self._hold, "no_quorum", error=body, at=_now()))
         detail = f"only {exc.valid} juror(s) gave a valid position; the quorum is {exc.quorum}"
         return NoQuorumError(detail, **body)
 
-    async def finish(
-        self, verdict_id: str, claim: str | None, *, rows: Sequence[Row] = (), **values: Any
-    ) -> None:
-        """Record a verdict's end (with ``rows``, in one unit); under a claim, only while the
-        claim is still this worker's (else ``ClaimLostError``)."""
-        statement = finish_statement(verdict_id, claim, finished_at=datetime.now(UTC), **values)
+    async def _finish(self, change: Change, *, rows: Sequence[Row] = ()) -> None:
+        """Record a verdict's end (with ``rows``, in one unit); raise the hold's ``lost``
+        error (``ClaimLostError`` under a claim) when the row was not there to change."""
         try:
-            changed = await self._writer.write(rows, statement)
+            changed = await self._writer.write(rows, change)
         except UnavailableError:
             if rows:
                 # The outcome could not be recorded; the calls it carried still may be.
                 with contextlib.suppress(UnavailableError):
                     await self._writer.write(rows)
             raise
-        if changed == 1:
-            return
-        if claim is not None:
-            raise ClaimLostError(
-                f"verdict '{verdict_id}' was taken over by another worker", id=verdict_id
-            )
-        raise LookupError(verdict_id)
+        if changed != 1:
+            raise self._hold.lost()
 
 
-def new_row(
-    docket: Docket, request: VerdictRequest, api_key_id: int | None, *, status: str
-) -> dict[str, Any]:
-    """Return the column values of a new verdict's row."""
-    return new_verdict_row(
-        id=docket.verdict_id,
-        created_at=docket.created_at,
-        status=status,
-        question=request.question,
-        context=request.context,
-        options=list(docket.options),
-        category=request.category,
-        panel=docket.panel,
-        request=request.model_dump(mode="json"),
-        metadata=request.metadata,
-        weights_version=docket.weights_version,
-        api_key_id=api_key_id,
-    )
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -34,16 +34,27 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
-from sqlalchemy import Connection, Executable, Table, insert
+from sqlalchemy import Connection, Executable, Table, Update, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from app.core.db import SessionMaker, connection_scope, threaded_sqlite_engine
 from app.core.errors import UnavailableError
-from app.verdicts.record.repository import Change
 
+# A row to insert: its table and its column values.
 Row = tuple[Table, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An UPDATE of one verdict row, and the values it binds this time.
+
+    The statement is built once per set of columns (``statements.py``) and bound anew each time.
+    """
+
+    statement: Update
+    params: dict[str, Any]
 
 
 @dataclass(slots=True, eq=False)
