@@ -80,7 +80,7 @@ def _question(record: dict[str, Any]) -> EvalItem:
             context=record.get("context"),
             options=letters,
             category=category,
-            metadata={"eval_item": record["id"]},
+            metadata={"eval_item": record["id"], "item_id": record["id"]},
         ),
     )
 
@@ -107,6 +107,6 @@ def _pairwise(record: dict[str, Any], order: Order) -> EvalItem:
             context=context,
             options=["A", "B"],
             category=category,
-            metadata={"eval_item": record["id"], "order": order},
+            metadata={"eval_item": record["id"], "item_id": record["id"], "order": order},
         ),
     )

@@ -24,6 +24,7 @@ from eval.datasets import EvalItem, load_items
 from eval.records import ItemResult, JurorTrace
 from eval.report import build_report, write_report
 from eval.schema import Report
+from eval.split import DEFAULT_SPLIT_SEED, DEFAULT_TRAIN_RATIO, Split, side_of
 
 RESULTS_FILE = "results.jsonl"
 
@@ -49,15 +50,22 @@ class RunPlan:
     concurrency: int = 1
     seed: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    split: Split | None = None
+    split_seed: int = DEFAULT_SPLIT_SEED
+    split_ratio: float = DEFAULT_TRAIN_RATIO
 
 
 def select_items(plan: RunPlan) -> list[EvalItem]:
-    """Return the items of the run: shuffled by ``seed`` if given, the first ``limit`` records.
+    """Return the items of the run: one side of the split if asked, shuffled by ``seed`` if
+    given, the first ``limit`` records.
 
     The limit counts dataset records, so both orders of a pairwise record stay together.
     """
     items = list(load_items(plan.dataset))
     record_ids = list(dict.fromkeys(item.item_id for item in items))
+    if plan.split is not None:
+        side = side_of(record_ids, plan.split, seed=plan.split_seed, ratio=plan.split_ratio)
+        record_ids = [record_id for record_id in record_ids if record_id in side]
     if plan.seed is not None:
         random.Random(plan.seed).shuffle(record_ids)
     chosen = record_ids[: plan.limit] if plan.limit is not None else record_ids
@@ -212,6 +220,9 @@ def _meta(plan: RunPlan, items: Sequence[EvalItem]) -> dict[str, Any]:
         "panel": plan.panel,
         "limit": plan.limit,
         "seed": plan.seed,
+        "split": plan.split,
+        "split_seed": plan.split_seed if plan.split else None,
+        "split_ratio": plan.split_ratio if plan.split else None,
         "concurrency": plan.concurrency,
         "items": len(items),
         **plan.meta,

@@ -58,6 +58,11 @@ def run(
     record_outcomes: Annotated[
         bool, typer.Option(help="Record each gold answer as the verdict's outcome.")
     ] = False,
+    split: Annotated[
+        str | None, typer.Option(help="Only one side of a deterministic split: train or test.")
+    ] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+    split_ratio: Annotated[float, typer.Option(help="Share of records in train.")] = 0.5,
 ) -> None:
     """Run every item through the verdict service and write report.json/.md and plots."""
     # Imported here: the report pulls in matplotlib, which no other command needs.
@@ -65,6 +70,10 @@ def run(
 
     out = out or Path("eval/runs") / f"{dataset.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     settings = settings_for(config)
+    if split not in (None, "train", "test"):
+        raise typer.BadParameter("must be 'train' or 'test'", param_hint="--split")
+    if not 0.0 < split_ratio < 1.0:
+        raise typer.BadParameter("must lie strictly between 0 and 1", param_hint="--split-ratio")
     plan = RunPlan(
         dataset=dataset,
         out=out,
@@ -73,6 +82,9 @@ def run(
         concurrency=concurrency,
         seed=seed,
         meta={"config": str(settings.config), "command": shlex.join(["jury", *sys.argv[1:]])},
+        split="train" if split == "train" else "test" if split == "test" else None,
+        split_seed=split_seed,
+        split_ratio=split_ratio,
     )
 
     async def work(runtime: Runtime) -> Report:

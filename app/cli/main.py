@@ -289,7 +289,8 @@ def config_check(config: ConfigOption = None) -> None:
         raise typer.Exit(2) from None
     for name, panel in loaded.panels.items():
         judge = loaded.judge_for(panel)
-        console.print(f"panel {name}: jurors {', '.join(panel.jurors)}; judge {judge.name}")
+        judged_by = judge.name if judge is not None else "none (the approved aggregation rule)"
+        console.print(f"panel {name}: jurors {', '.join(panel.jurors)}; judge {judged_by}")
 
 
 def main() -> None:

@@ -26,6 +26,9 @@ from app.core.errors import ConfigError
 from app.core.options import validate_options
 
 SCRIPTED_MODEL = "scripted"
+RECORDED_MODEL = "recorded"
+NO_JUDGE = "none"
+"""A panel's ``judge: none``: no judge model; the approved aggregation rule gives the verdict."""
 
 ScriptFailure = Literal[
     "timeout", "error", "rate_limited", "auth", "invalid_output", "invalid_once"
@@ -68,6 +71,17 @@ class Script(Frozen):
         return self.rounds[min(round_number, len(self.rounds)) - 1]
 
 
+class Recording(Frozen):
+    """Which recorded judge a ``model: recorded`` juror plays, from which recordings file."""
+
+    file: Path = Field(description="JSONL of recorded judgements (see the README).")
+    judge: str = Field(min_length=1, description="The recorded judge's name in the file.")
+    prompting: str = Field(default="Vanilla", min_length=1, description="Prompting style.")
+    confidence: float = Field(
+        default=0.75, ge=0, le=1, description="Stated confidence: recordings carry none."
+    )
+
+
 class LocalServe(Frozen):
     """A local model that Jury serves itself on loopback (see ``jury local status``)."""
 
@@ -97,6 +111,7 @@ class ModelSpec(Frozen):
     )
     local: LocalServe | None = None
     script: Script | None = None
+    recorded: Recording | None = None
 
     @property
     def is_scripted(self) -> bool:
@@ -104,9 +119,15 @@ class ModelSpec(Frozen):
         return self.model == SCRIPTED_MODEL
 
     @property
+    def is_recorded(self) -> bool:
+        """Return whether this model replays recorded judgements (``model: recorded``)."""
+        return self.model == RECORDED_MODEL
+
+    @property
     def is_hosted(self) -> bool:
         """Return whether this model is reached over the network with credentials."""
-        return not self.is_scripted and self.local is None and self.api_base is None
+        offline = self.is_scripted or self.is_recorded
+        return not offline and self.local is None and self.api_base is None
 
     @property
     def is_local(self) -> bool:
@@ -129,6 +150,8 @@ class ModelSpec(Frozen):
             raise ValueError(f"'{self.name}' uses model 'scripted' but has no 'script' block")
         if not self.is_scripted and self.script is not None:
             raise ValueError(f"'{self.name}' has a 'script' block but model '{self.model}'")
+        if self.is_recorded != (self.recorded is not None):
+            raise ValueError(f"'{self.name}': model 'recorded' and a 'recorded' block go together")
         if self.transport == "openai_compatible" and (
             self.is_scripted or self.api_base is None or self.api_key_env is not None
         ):
@@ -144,7 +167,11 @@ class Panel(Frozen):
     """A named set of jurors with its judge and protocol settings."""
 
     jurors: tuple[Name, ...] = Field(min_length=1)
-    judge: Name | None = Field(default=None, description="Defaults to the config's judge.")
+    judge: Name | None = Field(
+        default=None,
+        description="Defaults to the config's judge; 'none': no judge, the approved "
+        "aggregation rule gives the verdict.",
+    )
     max_rounds: int | None = Field(default=None, ge=1, le=10)
     quorum: int | None = Field(default=None, ge=1)
     allow_single_family: bool = False
@@ -220,7 +247,9 @@ class JuryConfig(Frozen):
 
     protocol: Protocol = Protocol()
     jurors: tuple[ModelSpec, ...] = Field(min_length=1)
-    judges: tuple[ModelSpec, ...] = Field(min_length=1)
+    judges: tuple[ModelSpec, ...] = Field(
+        default=(), description="May be empty when every panel says judge: none."
+    )
     panels: Mapping[Name, Panel] = Field(min_length=1)
     default_panel: Name = "default"
     default_judge: Name | None = Field(default=None, description="Defaults to the first judge.")
@@ -248,11 +277,16 @@ class JuryConfig(Frozen):
                 raise ValueError(f"panel '{panel_name}': unknown juror '{juror}'")
         if len(set(panel.jurors)) != len(panel.jurors):
             raise ValueError(f"panel '{panel_name}': a juror is listed twice")
-        if panel.judge is not None and panel.judge not in judge_names:
+        if panel.judge not in (None, NO_JUDGE) and panel.judge not in judge_names:
             raise ValueError(f"panel '{panel_name}': unknown judge '{panel.judge}'")
+        if panel.judge is None and not self.judges:
+            raise ValueError(
+                f"panel '{panel_name}': no judge is defined; add one or set judge: none"
+            )
         judge = self.judge_for(panel)
         members = [self.juror(name) for name in panel.jurors]
-        if any(m.model == judge.model and not judge.is_scripted for m in members):
+        replayed = judge is None or judge.is_scripted or judge.is_recorded
+        if judge is not None and not replayed and any(m.model == judge.model for m in members):
             raise ValueError(f"panel '{panel_name}': judge '{judge.name}' sits on its own panel")
         families = {m.family for m in members}
         if len(members) > 1 and len(families) == 1 and not panel.allow_single_family:
@@ -270,8 +304,10 @@ class JuryConfig(Frozen):
         """Return the juror called ``name``."""
         return next(j for j in self.jurors if j.name == name)
 
-    def judge_for(self, panel: Panel) -> ModelSpec:
-        """Return the judge of a panel (its own, or the default judge)."""
+    def judge_for(self, panel: Panel) -> ModelSpec | None:
+        """Return the judge of a panel (its own, or the default judge); None for judge: none."""
+        if panel.judge == NO_JUDGE:
+            return None
         name = panel.judge or self.default_judge or self.judges[0].name
         return next(j for j in self.judges if j.name == name)
 
@@ -296,6 +332,8 @@ class JuryConfig(Frozen):
 
 def _check_unique(jurors: tuple[ModelSpec, ...], judges: tuple[ModelSpec, ...]) -> None:
     seen: set[str] = set()
+    if any(spec.name == NO_JUDGE for spec in judges):
+        raise ValueError(f"a judge may not be called '{NO_JUDGE}': it means no judge")
     for spec in jurors + judges:
         if spec.name in seen:
             raise ValueError(f"model name '{spec.name}' is defined twice")

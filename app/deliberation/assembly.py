@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.core.config import CategoryPolicy, ModelSpec
+from app.core.config import NO_JUDGE, CategoryPolicy, ModelSpec
 from app.deliberation.aggregation import Vote, majority, weighted_share, weighted_vote
 from app.deliberation.answers import JudgeAnswer, JurorAnswer
 from app.deliberation.calls import CallOutcome
@@ -19,11 +19,13 @@ from app.deliberation.schemas import (
     FailureOut,
     JudgeOut,
     PositionOut,
+    RiskOut,
     RoundOut,
     Shift,
     Tokens,
     Usage,
     VerdictOut,
+    VerdictSource,
 )
 
 
@@ -36,6 +38,28 @@ class ConfidenceMap(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RiskBound:
+    """A category's approved guaranteed-risk setting: alpha, delta, threshold (None: none yet)."""
+
+    alpha: float
+    delta: float
+    threshold: float | None = None
+    n: int = 0
+
+    def out(self, confidence: float) -> RiskOut:
+        """Return where a verdict of this confidence stands against the threshold."""
+        covered = self.threshold is not None and confidence >= self.threshold
+        return RiskOut(
+            alpha=self.alpha,
+            delta=self.delta,
+            threshold=self.threshold,
+            covered=covered,
+            guaranteed=self.threshold is not None,
+            n=self.n,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Docket:
     """What the service knows about a verdict besides its transcript."""
 
@@ -45,7 +69,8 @@ class Docket:
     options: tuple[str, ...]
     category: str
     panel: str
-    judge: ModelSpec
+    # None: the panel has no judge (judge: none); the aggregation rule gives the verdict.
+    judge: ModelSpec | None
     judge_recused: bool
     recused: tuple[str, ...]
     policy: CategoryPolicy
@@ -54,6 +79,9 @@ class Docket:
     metadata: Mapping[str, Any]
     # The active calibration of the verdict confidence for this category and judge, if any.
     calibration: ConfidenceMap | None = None
+    # The approved verdict source of the category (a proposal may switch it by evidence).
+    verdict_source: VerdictSource = "judge"
+    risk: RiskBound | None = None
 
 
 def position_out(turn: JurorTurn) -> PositionOut:
@@ -129,8 +157,22 @@ def usage_of(transcript: Transcript) -> Usage:
     )
 
 
+def no_judge_out() -> JudgeOut:
+    """Render the judge of a panel that has none: the vote decides, no fallback."""
+    return JudgeOut(
+        name=NO_JUDGE,
+        model=NO_JUDGE,
+        family=NO_JUDGE,
+        verdict=None,
+        confidence=None,
+        disagreement=None,
+    )
+
+
 def judge_out(docket: Docket, transcript: Transcript, fallback_winner: str) -> JudgeOut:
     """Render the judge's decision, or the weighted-vote fallback when it has none."""
+    if docket.judge is None:
+        return no_judge_out()
     outcome = transcript.judge
     answer: JudgeAnswer | None = outcome.answer if outcome is not None else None
     by_label = {label: name for name, label in transcript.judge_labels.items()}
@@ -170,9 +212,12 @@ def escalation(
     degraded: bool,
     fallback: bool,
     unanimous: bool,
+    risk: RiskOut | None = None,
 ) -> list[EscalateReason]:
     """Apply the category's policy; every reason that holds is listed."""
     reasons: list[EscalateReason] = []
+    if risk is not None and risk.guaranteed and not risk.covered:
+        reasons.append("below_risk_threshold")
     if confidence < policy.escalate_below_confidence:
         reasons.append("low_confidence")
     if degraded and policy.escalate_when_degraded:
@@ -222,14 +267,15 @@ def assemble(
     assert weighted.winner is not None
     winner = weighted.winner
     judge = judge_out(docket, transcript, winner)
-    decided = not judge.fallback and judge.verdict is not None and judge.confidence is not None
-    verdict = judge.verdict if decided and judge.verdict else winner
-    raw = judge.confidence if decided and judge.confidence is not None else weighted.share
+    source = verdict_source(docket, judge)
+    verdict = judge.verdict if source == "judge" and judge.verdict else winner
+    raw = judge.confidence if source == "judge" and judge.confidence is not None else weighted.share
     # The calibrated confidence is the one agents act on, so the escalation policy reads it.
     confidence = docket.calibration.apply(raw) if docket.calibration is not None else raw
+    risk = docket.risk.out(confidence) if docket.risk is not None else None
     failures = failures_of(transcript)
     # Degraded means jurors were missing; a failed judge is reported as ``judge.fallback``.
-    degraded = any(failure.juror != docket.judge.name for failure in failures)
+    degraded = any(failure.juror != judge.name for failure in failures)
     unanimous = len({vote.position for vote in final_votes}) == 1
     reasons = escalation(
         docket.policy,
@@ -237,6 +283,7 @@ def assemble(
         degraded=degraded,
         fallback=judge.fallback,
         unanimous=unanimous,
+        risk=risk,
     )
     return VerdictOut(
         id=docket.verdict_id,
@@ -267,6 +314,8 @@ def assemble(
             judge=judge.verdict,
         ),
         judge=judge,
+        verdict_source=source,
+        risk=risk,
         degraded=degraded,
         failures=failures,
         recused=list(docket.recused),
@@ -275,6 +324,12 @@ def assemble(
         weights_version=docket.weights_version,
         metadata=dict(docket.metadata),
     )
+
+
+def verdict_source(docket: Docket, judge: JudgeOut) -> VerdictSource:
+    """Return what gives the verdict: the judge when it answered and its category trusts it."""
+    decided = not judge.fallback and judge.verdict is not None and judge.confidence is not None
+    return "judge" if decided and docket.verdict_source == "judge" else "weighted_vote"
 
 
 def rounds_out(transcript: Transcript) -> list[RoundOut]:

@@ -7,8 +7,8 @@ swallowed and nothing is turned into a default answer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -66,6 +66,7 @@ class CallPlan(Generic[AnswerT]):
     schema_name: str
     schema: dict[str, Any]
     parse: Callable[[str], AnswerT]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def call_model(
@@ -121,6 +122,7 @@ async def _attempt(
         call_role=plan.role,
         round_number=plan.round_number,
         attempt=attempt,
+        metadata=dict(plan.metadata),
     )
     try:
         with anyio.fail_after(timeout):

@@ -8,8 +8,9 @@ juror updates on arguments rather than on who made them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from app.providers.base import Message
 
@@ -50,6 +51,8 @@ class Case:
     options: tuple[str, ...]
     context: str | None
     nonce: str
+    # The caller's metadata: never shown to a model, read only by the recorded provider.
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,6 +219,7 @@ def _juror_plan(
         schema_name=JUROR_SCHEMA_NAME,
         schema=juror_schema(case.options),
         parse=lambda text: parse_juror_answer(text, case.options),
+        metadata=case.metadata,
     )
 
 
@@ -249,6 +250,7 @@ async def _run_judge(
         schema_name=JUDGE_SCHEMA_NAME,
         schema=judge_schema(case.options),
         parse=lambda text: parse_judge_answer(text, case.options),
+        metadata=case.metadata,
     )
     return await call_model(hub, plan, deadline=hearing.deadline)
 

@@ -17,7 +17,11 @@ EscalateReason = Literal[
     "judge_fallback",
     "unanimous_on_critical",
     "split_panel",
+    "below_risk_threshold",
 ]
+
+VerdictSource = Literal["judge", "weighted_vote"]
+"""What gave the verdict: the judge, or the approved aggregation rule over the jurors' votes."""
 
 
 def _utc(moment: datetime) -> datetime:
@@ -157,6 +161,22 @@ class JudgeOut(BaseModel):
     failure: Failure | None = None
 
 
+class RiskOut(BaseModel):
+    """The category's guaranteed-risk threshold (Trust or Escalate) and where this verdict is.
+
+    Verdicts whose calibrated confidence reaches ``threshold`` are ``covered``: among them the
+    error rate is at most ``alpha`` with probability at least ``1 - delta``. Below it, the
+    verdict escalates. ``guaranteed`` is false while too few outcomes support any threshold.
+    """
+
+    alpha: float
+    delta: float
+    threshold: float | None
+    covered: bool
+    guaranteed: bool
+    n: int = Field(default=0, description="Outcomes the threshold was chosen on.")
+
+
 class FailureOut(BaseModel):
     """A failed call, listed at the top level of a degraded verdict."""
 
@@ -212,6 +232,15 @@ class VerdictOut(BaseModel):
     )
     baselines: Baselines
     judge: JudgeOut
+    verdict_source: VerdictSource = Field(
+        default="judge",
+        description="Which gave the verdict: 'judge', or 'weighted_vote' (the approved "
+        "aggregation rule; a panel without a judge, a category switched by evidence, or a "
+        "judge fallback).",
+    )
+    risk: RiskOut | None = Field(
+        default=None, description="The guaranteed-risk threshold of the category, if set."
+    )
     degraded: bool
     failures: list[FailureOut]
     recused: list[str]

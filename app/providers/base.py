@@ -25,7 +25,8 @@ class CompletionRequest(BaseModel):
     """A structured-output chat call to one model.
 
     ``call_role`` and ``round_number`` describe the call for logs and metrics; real providers
-    ignore them, the scripted provider uses them to pick its scripted answer.
+    ignore them, the scripted provider uses them to pick its scripted answer. ``metadata`` is
+    the verdict's caller data: the recorded provider finds its recording through it.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -36,6 +37,7 @@ class CompletionRequest(BaseModel):
     call_role: CallRole
     round_number: int = Field(ge=1)
     attempt: int = Field(default=1, ge=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class Completion(BaseModel):

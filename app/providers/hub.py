@@ -7,11 +7,12 @@ import anyio
 from app.core.config import JuryConfig, ModelSpec
 from app.providers.base import Completion, CompletionRequest, Provider
 from app.providers.openai_compat import OpenAICompatibleProvider
+from app.providers.recorded import RecordedProvider
 from app.providers.scripted import ScriptedProvider
 
 
 class ProviderHub:
-    """Route calls to the scripted, the direct or the litellm provider, under per-model limiters.
+    """Route calls to the scripted, recorded, direct or litellm provider, under per-model limiters.
 
     Built once per process (in the app's lifespan) so that limiters and connection pools are
     shared by every concurrent verdict: a local server decoding two prompts at once on two
@@ -26,6 +27,7 @@ class ProviderHub:
         local_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self._scripted = ScriptedProvider()
+        self._recorded = RecordedProvider()
         self._injected = real  # a test's stand-in for every real model
         self._litellm: Provider | None = None
         self._direct: OpenAICompatibleProvider | None = None
@@ -39,6 +41,8 @@ class ProviderHub:
     def _provider_for(self, spec: ModelSpec) -> Provider:
         if spec.is_scripted:
             return self._scripted
+        if spec.is_recorded:
+            return self._recorded
         if self._injected is not None:
             return self._injected
         if spec.transport == "openai_compatible":

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from app.core.config import JuryConfig, ModelSpec
+from app.core.config import NO_JUDGE, JuryConfig, ModelSpec
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import UnavailableError
 from app.deliberation.vote import ALL_CATEGORIES, WeightsTable, weight_for
@@ -28,8 +28,17 @@ def juror_models(config: JuryConfig) -> dict[str, str]:
 
 
 def judge_models(config: JuryConfig) -> dict[str, str]:
-    """Return the configured model id of every judge."""
-    return {spec.name: spec.model for spec in config.judges}
+    """Return the configured model id of every judge ("none" too, for judge-less panels)."""
+    models = {spec.name: spec.model for spec in config.judges}
+    if any(panel.judge == NO_JUDGE for panel in config.panels.values()):
+        # A judge-less panel's verdict confidence is the vote's, calibrated under "none".
+        models[NO_JUDGE] = NO_JUDGE
+    return models
+
+
+def judge_identity(judge: ModelSpec | None) -> tuple[str, str]:
+    """Return the (name, model) a verdict confidence is calibrated under."""
+    return (judge.name, judge.model) if judge is not None else (NO_JUDGE, NO_JUDGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +82,12 @@ def resolve(table: WeightsTable, category: str) -> dict[str, float]:
     return {name: weight_for(table, category, name) for name in sorted(names)}
 
 
-def calibration_for(current: Effective, category: str, judge: ModelSpec) -> CalibrationMap | None:
+def calibration_for(
+    current: Effective, category: str, judge: ModelSpec | None
+) -> CalibrationMap | None:
     """Return the category's map (or the "*" one) when it was fitted for this judge model."""
-    if current.calibration_models.get(judge.name) != judge.model:
+    name, model = judge_identity(judge)
+    if current.calibration_models.get(name) != model:
         return None
     return current.calibration.get(category) or current.calibration.get(ALL_CATEGORIES)
 
@@ -123,7 +135,7 @@ class TrustSource:
         return current.version, resolve(current.weights, category)
 
     async def calibration(
-        self, category: str, *, version: int | None, judge: ModelSpec
+        self, category: str, *, version: int | None, judge: ModelSpec | None
     ) -> CalibrationMap | None:
         """Return the calibration map of ``version`` for a category and judge, if any."""
         if version is None:

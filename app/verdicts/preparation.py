@@ -40,9 +40,9 @@ class CalibrationSource(Protocol):
     """Where the verdict confidence takes its approved calibration map from."""
 
     async def calibration(
-        self, category: str, *, version: int | None, judge: ModelSpec
+        self, category: str, *, version: int | None, judge: ModelSpec | None
     ) -> ConfidenceMap | None:
-        """Return the map of a weights version for a category and judge, or None."""
+        """Return the map of a weights version for a category and judge (None: no judge)."""
         ...
 
 
@@ -102,7 +102,7 @@ class VerdictPreparation:
         panel_name, panel = self._panel(request.panel)
         jurors, recused = self._seat(panel, request)
         judge = self._config.judge_for(panel)
-        judge_recused = recused_from(judge, request)
+        judge_recused = judge is not None and recused_from(judge, request)
         version, weights = await self._weights.active(request.category)
         docket = Docket(
             verdict_id=verdict_id or str(uuid.uuid4()),
@@ -135,7 +135,7 @@ class VerdictPreparation:
         )
 
     async def _calibration_of(
-        self, category: str, version: int | None, judge: ModelSpec
+        self, category: str, version: int | None, judge: ModelSpec | None
     ) -> ConfidenceMap | None:
         if self._calibration is None:
             return None
@@ -185,6 +185,7 @@ class VerdictPreparation:
                 options=docket.options,
                 context=request.context,
                 nonce=secrets.token_hex(6),
+                metadata=request.metadata,
             ),
             jurors=tuple(jurors),
             judge=judge,

@@ -56,7 +56,9 @@ def test_the_valid_base_loads(tmp_path: Path) -> None:
 
     panel = config.panels["default"]
     assert panel.jurors == ("gpt", "claude", "gemini")
-    assert config.judge_for(panel).name == "judge"
+    judge = config.judge_for(panel)
+    assert judge is not None
+    assert judge.name == "judge"
     assert config.quorum(panel) == 2
     assert config.max_rounds(panel) == 2
     assert config.policy("anything").escalate_below_confidence == 0.6
@@ -108,7 +110,29 @@ def test_scripted_judge_may_share_the_scripted_model(tmp_path: Path) -> None:
         "panels": {"default": {"jurors": ["a", "b"]}},
     }
 
-    assert load(tmp_path, raw).judge_for(load(tmp_path, raw).panels["default"]).name == "judge"
+    config = load(tmp_path, raw)
+    judge = config.judge_for(config.panels["default"])
+    assert judge is not None
+    assert judge.name == "judge"
+
+
+def test_a_panel_may_have_no_judge_and_the_judges_may_be_empty(tmp_path: Path) -> None:
+    raw = base_config()
+    raw["judges"] = []
+    raw["panels"] = {"default": {"jurors": ["gpt", "claude"], "judge": "none"}}
+
+    config = load(tmp_path, raw)
+
+    assert config.judge_for(config.panels["default"]) is None
+
+
+def test_a_panel_without_a_judge_needs_judge_none(tmp_path: Path) -> None:
+    raw = base_config()
+    raw["judges"] = []
+    raw["panels"] = {"default": {"jurors": ["gpt", "claude"]}}
+
+    with pytest.raises(ConfigError, match="no judge is defined; add one or set judge: none"):
+        load(tmp_path, raw)
 
 
 def test_single_family_panel_needs_the_flag(tmp_path: Path) -> None:
