@@ -119,6 +119,7 @@ async def _open_services(
         settings=settings,
         weights=trust,
         calibration=trust,
+        rules=trust,
         spend=SpendGuard(DatabaseSpendLedger(sessionmaker), config.budgets),
         progress=bus,
     )

@@ -185,6 +185,16 @@ class CategoryPolicy(Frozen):
     escalate_on_judge_fallback: bool = True
     escalate_on_split: bool = Field(default=False, description="Escalate unless unanimous.")
     critical: bool = Field(default=False, description="Unanimity is suspicious here.")
+    risk_alpha: float = Field(
+        default=0.10,
+        gt=0,
+        lt=1,
+        description="Guaranteed risk: the error rate allowed among "
+        "verdicts that are not escalated (the threshold is approved like weights).",
+    )
+    risk_delta: float = Field(
+        default=0.10, gt=0, lt=1, description="Guaranteed risk: the chance the bound fails."
+    )
 
 
 class Protocol(Frozen):

@@ -126,7 +126,10 @@ async def _proposal_page(
         "proposal.html",
         status_code=status_code,
         proposal=proposal,
-        evidence=evidence_view(proposal.evidence),
+        # The rule comparison has its own table (proposal.selection), not the generic one.
+        evidence=evidence_view(
+            {key: value for key, value in proposal.evidence.items() if key != "selection"}
+        ),
         error=error,
         form=form or {"reviewer": "", "comment": ""},
     )

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from app.core.config import NO_JUDGE, JuryConfig, ModelSpec
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import UnavailableError
+from app.deliberation.assembly import RiskBound
+from app.deliberation.schemas import VerdictSource
 from app.deliberation.vote import ALL_CATEGORIES, WeightsTable, weight_for
 from app.trust.calibration import CalibrationMap
 from app.trust.repository import ActiveState, TrustRepository
@@ -51,6 +54,8 @@ class Effective:
     dropped: tuple[DroppedWeights, ...]
     calibration: dict[str, CalibrationMap]
     calibration_models: dict[str, str]
+    # {category: {"rule", "verdict_source", "risk"}}: the rules chosen by evidence.
+    rules: dict[str, Any] = field(default_factory=dict)
 
 
 def effective(state: ActiveState, config: JuryConfig) -> Effective:
@@ -68,6 +73,7 @@ def effective(state: ActiveState, config: JuryConfig) -> Effective:
         dropped=guarded.dropped,
         calibration=maps_of(row.calibration),
         calibration_models=dict(row.calibration_models),
+        rules=dict(row.rules),
     )
 
 
@@ -90,6 +96,28 @@ def calibration_for(
     if current.calibration_models.get(name) != model:
         return None
     return current.calibration.get(category) or current.calibration.get(ALL_CATEGORIES)
+
+
+def rule_for(
+    current: Effective, category: str, config: JuryConfig
+) -> tuple[VerdictSource, RiskBound]:
+    """Return a category's approved verdict source and risk threshold (or "*"'s, or none).
+
+    Alpha and delta are the config's; a threshold approved for other values does not apply.
+    """
+    policy = config.policy(category)
+    rule = current.rules.get(category) or current.rules.get(ALL_CATEGORIES) or {}
+    source: VerdictSource = (
+        "weighted_vote" if rule.get("verdict_source") == "weighted_vote" else "judge"
+    )
+    risk = rule.get("risk") or {}
+    same = risk.get("alpha") == policy.risk_alpha and risk.get("delta") == policy.risk_delta
+    return source, RiskBound(
+        alpha=policy.risk_alpha,
+        delta=policy.risk_delta,
+        threshold=risk.get("threshold") if same else None,
+        n=int(risk.get("n", 0)) if same else 0,
+    )
 
 
 class TrustSource:
@@ -138,6 +166,16 @@ class TrustSource:
         self, category: str, *, version: int | None, judge: ModelSpec | None
     ) -> CalibrationMap | None:
         """Return the calibration map of ``version`` for a category and judge, if any."""
+        stored = await self._stored(version)
+        return calibration_for(stored, category, judge) if stored is not None else None
+
+    async def rule(self, category: str, *, version: int | None) -> tuple[VerdictSource, RiskBound]:
+        """Return the verdict source and risk threshold of ``version`` for a category."""
+        stored = await self._stored(version)
+        empty = Effective(None, {}, {}, (), {}, {})
+        return rule_for(stored if stored is not None else empty, category, self._config)
+
+    async def _stored(self, version: int | None) -> Effective | None:
         if version is None:
             return None
         stored = self._versions.get(version)
@@ -146,7 +184,7 @@ class TrustSource:
             if stored is None:
                 return None
             self._versions[version] = stored
-        return calibration_for(stored, category, judge)
+        return stored
 
     async def _version(self, version: int) -> Effective | None:
         async with session_scope(self._sessionmaker) as session:

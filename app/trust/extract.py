@@ -65,7 +65,14 @@ def outcome_record(stored: StoredVerdict, verdict: VerdictOut) -> OutcomeRecord:
         final_majority=verdict.baselines.final_majority,
         weighted_vote=verdict.baselines.weighted_vote,
         decided_at=stored.created_at,
+        group=_group(verdict),
     )
+
+
+def _group(verdict: VerdictOut) -> str | None:
+    """Return the item a verdict judged (``metadata.item_id``), shared by its presentations."""
+    item = verdict.metadata.get("item_id")
+    return item if isinstance(item, str) and item else None
 
 
 def verdict_record(stored: StoredVerdict, verdict: VerdictOut) -> VerdictRecord:

@@ -102,6 +102,8 @@ class WeightsVersion(SQLModel, table=True):
     calibration_models: dict[str, str] = Field(
         default_factory=dict, sa_column=Column(JsonType, nullable=False)
     )
+    # {category: {"rule", "verdict_source", "risk": {...}}}: the rule chosen by evidence.
+    rules: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
 
 
 class WeightsActivation(SQLModel, table=True):
@@ -149,6 +151,7 @@ class Proposal(SQLModel, table=True):
     calibration_models: dict[str, str] = Field(
         default_factory=dict, sa_column=Column(JsonType, nullable=False)
     )
+    rules: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
     evidence: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
     replay: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
     changes: list[dict[str, Any]] = Field(

@@ -16,6 +16,7 @@ from app.deliberation.schemas import VerdictOut
 from app.deliberation.vote import ALL_CATEGORIES, WeightsTable, weight_for
 from app.trust.active import Effective, judge_models, juror_models
 from app.trust.calibration import CalibrationMap, fit_by_category
+from app.trust.choice import choose_rules
 from app.trust.drift import RollbackDecision
 from app.trust.extract import Pairs, confidence_pairs
 from app.trust.models import ProposalKind
@@ -46,6 +47,7 @@ class Draft:
     calibration_models: dict[str, str] = field(default_factory=dict)
     target_version: int | None = None
     reason: str | None = None
+    rules: dict[str, Any] = field(default_factory=dict)
 
 
 def replay_out(result: Replay) -> ReplayOut:
@@ -110,8 +112,14 @@ def weights_draft(
     *,
     min_evidence: int,
     shrinkage: float,
+    calibration_min_evidence: int,
 ) -> Draft:
-    """Propose log-odds weights from posterior accuracies, replayed against the active set."""
+    """Propose each category's rule by cross-validation, over log-odds weights elsewhere.
+
+    Where a category (or "*") has ``min_evidence`` outcomes, its weights are those of the rule
+    that cross-validated best (never below the best single juror), with the map and the risk
+    threshold of that rule's held-out confidence; elsewhere the log-odds cells stand.
+    """
     proposal = propose_weights(
         compute_stats(records),
         options_count_by_category=options_counts(records),
@@ -120,21 +128,35 @@ def weights_draft(
         current=current.weights,
         current_models=juror_models(config),
     )
+    choice = choose_rules(
+        records,
+        config,
+        jurors=juror_models(config),
+        min_evidence=min_evidence,
+        calibration_min_evidence=calibration_min_evidence,
+        active_maps=current.calibration,
+    )
+    table = {category: dict(weights) for category, weights in proposal.table.items()}
+    table.update(choice.weights)
     evidence = {
-        "method": "log_odds_of_posterior_accuracy",
+        "method": "cross_validated_rule_choice_over_log_odds_of_posterior_accuracy",
         "n_records": len(records),
         "min_evidence": min_evidence,
         "shrinkage": shrinkage,
         "cells": [cell.model_dump(mode="json") for cell in proposal.cells],
+        "selection": choice.evidence(),
         "drift": [d.model_dump(mode="json") for d in current.dropped],
     }
     return Draft(
         kind=ProposalKind.WEIGHTS,
-        weights=proposal.table,
+        weights=table,
         models={**_kept_models(current, config), **proposal.models},
         evidence=evidence,
-        replay=replay_out(replay(records, active=current.weights, proposed=proposal.table)),
-        changes=weight_changes(current.weights, proposal.table),
+        replay=replay_out(replay(records, active=current.weights, proposed=table)),
+        changes=weight_changes(current.weights, table),
+        calibration={c: m.model_dump(mode="json") for c, m in choice.calibration.items()},
+        calibration_models=judge_models(config) if choice.calibration else {},
+        rules=choice.rules,
     )
 
 

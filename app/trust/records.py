@@ -46,6 +46,8 @@ class OutcomeRecord(BaseModel):
     weighted_vote: str | None = None
     # When the verdict was decided; only the rollback check needs it.
     decided_at: datetime | None = None
+    # What cross-validation folds keep together: both presentations of one item.
+    group: str | None = None
 
     @model_validator(mode="after")
     def _check_labels(self) -> Self:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from app.trust.calibration import CalibrationMap
 from app.trust.models import OutcomeSource, ProposalKind, ProposalStatus
 from app.trust.replay import Flip
+from app.trust.risk import RiskThreshold
+from app.trust.selection import CandidateScore
 from app.trust.statistics import DeciderCellStats, JurorCellStats
 from app.trust.weights import DroppedWeights
 
@@ -203,6 +205,29 @@ class WeightChange(BaseModel):
     change: float
 
 
+class RuleSelectionOut(BaseModel):
+    """One category's comparison of candidate rules by K-fold cross-validation, and its choice.
+
+    ``candidates`` lists every rule scored: ``single:<juror>`` (each juror alone), ``judge``
+    (where there is one), ``best_single``, ``majority``, ``log_odds``, ``best_subset`` and
+    ``stacking``, each with its CV accuracy, 95% Wilson interval and n. ``chosen`` is never
+    below the best single juror. ``risk`` is the guaranteed-risk threshold fixed-sequence
+    testing picked on the chosen rule's calibrated held-out confidence; ``ece`` that
+    confidence's calibration error before and after the map.
+    """
+
+    category: str
+    n: int
+    folds: int
+    best_single: str
+    chosen: str
+    verdict_source: str
+    weights: dict[str, float]
+    candidates: list[CandidateScore]
+    risk: RiskThreshold
+    ece: dict[str, float | None] = Field(default_factory=dict)
+
+
 class ProposalOut(BaseModel):
     """A proposal with its evidence, replay and fate."""
 
@@ -226,6 +251,13 @@ class ProposalOut(BaseModel):
     decided_at: datetime | None
     comment: str | None
     version: int | None = Field(description="The version its approval created or restored.")
+    rules: dict[str, Any] = Field(
+        default_factory=dict,
+        description="{category: {rule, verdict_source, risk}} that approval puts in force.",
+    )
+    selection: dict[str, RuleSelectionOut] = Field(
+        default_factory=dict, description="Per category: the cross-validated comparison table."
+    )
 
 
 class ProposalSummary(BaseModel):

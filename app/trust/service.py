@@ -199,7 +199,12 @@ class TrustService:
                 raise ConflictError("no outcome is recorded yet: nothing to learn weights from")
             shrinkage = body.shrinkage if body.shrinkage is not None else self.policy.shrinkage
             return weights_draft(
-                records, current, self._config, min_evidence=min_evidence, shrinkage=shrinkage
+                records,
+                current,
+                self._config,
+                min_evidence=min_evidence,
+                shrinkage=shrinkage,
+                calibration_min_evidence=self.policy.calibration_min_evidence,
             )
         rows = await self._repo.completed_verdicts()
         if not rows:
@@ -234,6 +239,7 @@ class TrustService:
                 models=draft.models,
                 calibration=draft.calibration,
                 calibration_models=draft.calibration_models,
+                rules=draft.rules,
                 evidence=draft.evidence,
                 replay=draft.replay.model_dump(mode="json"),
                 changes=[change.model_dump(mode="json") for change in draft.changes],
@@ -348,10 +354,19 @@ class TrustService:
                 proposal_id=row.id,
                 weights=active.weights if keep_weights and active else row.weights,
                 models=active.models if keep_weights and active else row.models,
-                calibration=active.calibration if keep_maps and active else row.calibration,
-                calibration_models=(
-                    active.calibration_models if keep_maps and active else row.calibration_models
+                # A weights proposal brings fresh maps only where its rule changed the
+                # vote-share confidence; every other active map stays.
+                calibration=(
+                    {**active.calibration, **row.calibration}
+                    if keep_maps and active
+                    else row.calibration
                 ),
+                calibration_models=(
+                    {**active.calibration_models, **row.calibration_models}
+                    if keep_maps and active
+                    else row.calibration_models
+                ),
+                rules=active.rules if keep_weights and active else row.rules,
             )
         )
         await self._audit(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from app.trust.models import Proposal, ProposalKind, ProposalStatus
 from app.trust.repository import as_utc
-from app.trust.schemas import ProposalOut, ProposalSummary, ReplayOut, WeightChange
+from app.trust.schemas import (
+    ProposalOut,
+    ProposalSummary,
+    ReplayOut,
+    RuleSelectionOut,
+    WeightChange,
+)
 
 
 def proposal_out(row: Proposal) -> ProposalOut:
@@ -31,6 +37,11 @@ def proposal_out(row: Proposal) -> ProposalOut:
         decided_at=as_utc(row.decided_at) if row.decided_at else None,
         comment=row.comment,
         version=row.version,
+        rules=row.rules,
+        selection={
+            category: RuleSelectionOut.model_validate(table)
+            for category, table in row.evidence.get("selection", {}).items()
+        },
     )
 
 

@@ -20,11 +20,11 @@ import anyio
 from app.core.config import JuryConfig, ModelSpec, Panel
 from app.core.errors import InvalidRequestError, PayloadTooLargeError
 from app.core.settings import Settings
-from app.deliberation.assembly import ConfidenceMap, Docket
+from app.deliberation.assembly import ConfidenceMap, Docket, RiskBound
 from app.deliberation.budget import RoundBudget
 from app.deliberation.prompts import Case
 from app.deliberation.protocol import Hearing
-from app.deliberation.schemas import VerdictRequest
+from app.deliberation.schemas import VerdictRequest, VerdictSource
 from app.verdicts.record.tables import Verdict
 
 
@@ -43,6 +43,14 @@ class CalibrationSource(Protocol):
         self, category: str, *, version: int | None, judge: ModelSpec | None
     ) -> ConfidenceMap | None:
         """Return the map of a weights version for a category and judge (None: no judge)."""
+        ...
+
+
+class RuleSource(Protocol):
+    """Where a verdict takes its category's approved verdict source and risk threshold from."""
+
+    async def rule(self, category: str, *, version: int | None) -> tuple[VerdictSource, RiskBound]:
+        """Return the verdict source and the risk bound of a weights version for a category."""
         ...
 
 
@@ -79,11 +87,13 @@ class VerdictPreparation:
         settings: Settings,
         weights: WeightsSource | None = None,
         calibration: CalibrationSource | None = None,
+        rules: RuleSource | None = None,
     ) -> None:
         self._config = config
         self._settings = settings
         self._weights = weights or NeutralWeights()
         self._calibration = calibration
+        self._rules = rules
 
     async def prepare(
         self,
@@ -104,6 +114,7 @@ class VerdictPreparation:
         judge = self._config.judge_for(panel)
         judge_recused = judge is not None and recused_from(judge, request)
         version, weights = await self._weights.active(request.category)
+        source, risk = await self._rule_of(request.category, version)
         docket = Docket(
             verdict_id=verdict_id or str(uuid.uuid4()),
             created_at=created_at or datetime.now(UTC),
@@ -119,6 +130,8 @@ class VerdictPreparation:
             weights_version=version,
             metadata=request.metadata,
             calibration=await self._calibration_of(request.category, version, judge),
+            verdict_source=source,
+            risk=risk,
         )
         hearing = self._hearing(request, panel, jurors, None if judge_recused else judge, docket)
         return PreparedVerdict(
@@ -133,6 +146,13 @@ class VerdictPreparation:
             verdict_id=row.id,
             created_at=row.created_at,
         )
+
+    async def _rule_of(self, category: str, version: int | None) -> tuple[VerdictSource, RiskBound]:
+        """Return the category's approved source and risk bound (config alpha/delta without)."""
+        if self._rules is not None:
+            return await self._rules.rule(category, version=version)
+        policy = self._config.policy(category)
+        return "judge", RiskBound(alpha=policy.risk_alpha, delta=policy.risk_delta)
 
     async def _calibration_of(
         self, category: str, version: int | None, judge: ModelSpec | None

@@ -30,6 +30,7 @@ from app.verdicts.inflight import InFlight
 from app.verdicts.preparation import (
     CalibrationSource,
     PreparedVerdict,
+    RuleSource,
     VerdictPreparation,
     WeightsSource,
 )
@@ -53,6 +54,7 @@ class VerdictService:
         settings: Settings,
         weights: WeightsSource | None = None,
         calibration: CalibrationSource | None = None,
+        rules: RuleSource | None = None,
         spend: SpendGuard | None = None,
         progress: EventSink | None = None,
     ) -> None:
@@ -60,7 +62,11 @@ class VerdictService:
         self._hub = hub
         self._sessionmaker = sessionmaker
         self._preparation = VerdictPreparation(
-            config=config, settings=settings, weights=weights, calibration=calibration
+            config=config,
+            settings=settings,
+            weights=weights,
+            calibration=calibration,
+            rules=rules,
         )
         self._spend = spend
         # Every verdict's events also go to the progress log that the SSE stream follows.

@@ -8,8 +8,9 @@ approve to reject, charlie always defers), with outcomes chosen per category so 
     finance      10     40    50      0.10      0.40         0.50
 
 Neutral weights follow bravo (the 1-1-1 tie goes to the most confident juror), right on
-35 + 40 = 75 of 200 verdicts. Weights learned from the outcomes follow alpha in deploy and
-charlie in finance: 55 + 50 = 105 of 200.
+35 + 40 = 75 of 200 verdicts, and so does the judge. Cross-validation picks the best single
+juror in each category (alpha in deploy, charlie in finance: 55 + 50 = 105 of 200), which beats
+the judge there, so the proposal also switches both categories' verdict source to the vote.
 
 On SQLite every verdict is deliberated and every outcome posted over HTTP. On PostgreSQL (where
 each of a verdict's ~10 commits is durable, 0.1 s a verdict) the verdicts are stored copies of
@@ -81,8 +82,20 @@ async def _workflow(served: Served, ids: dict[str, list[str]]) -> None:
     proposal = created.json()
     assert (proposal["status"], proposal["unsupervised"]) == ("proposed", False)
     deploy, finance = proposal["weights"]["deploy"], proposal["weights"]["finance"]
-    assert deploy["alpha"] > deploy["bravo"] > deploy["charlie"]
-    assert finance["charlie"] > finance["bravo"] > finance["alpha"]
+    assert deploy == {"alpha": 1.0, "bravo": 0.0, "charlie": 0.0}
+    assert finance == {"alpha": 0.0, "bravo": 0.0, "charlie": 1.0}
+    rules = proposal["rules"]
+    assert (rules["deploy"]["rule"], rules["deploy"]["verdict_source"]) == (
+        "single:alpha",
+        "weighted_vote",
+    )
+    assert (rules["finance"]["rule"], rules["finance"]["verdict_source"]) == (
+        "single:charlie",
+        "weighted_vote",
+    )
+    table = {c["rule"]: c for c in proposal["selection"]["deploy"]["candidates"]}
+    assert (table["single:alpha"]["correct"], table["judge"]["correct"]) == (55, 35)
+    assert table["single:alpha"]["n"] == 100
     replay = proposal["replay"]
     # The active side of the replay is exactly what the verdicts' own weighted vote decided.
     assert replay["accuracy_active"] == pytest.approx(75 / 200)
@@ -101,6 +114,9 @@ async def _workflow(served: Served, ids: dict[str, list[str]]) -> None:
 
     later = await ask(client, "deploy")
     assert (later["weights_version"], later["baselines"]["weighted_vote"]) == (1, "approve")
+    # The judge (reject) is still asked and recorded, but the vote gives the verdict now.
+    assert (later["judge"]["verdict"], later["verdict"]) == ("reject", "approve")
+    assert later["verdict_source"] == "weighted_vote"
     assert (await ask(client, "finance"))["baselines"]["weighted_vote"] == "defer"
 
     rolled = await client.post(
