@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Importing litellm must never reach for the network: it would otherwise fetch its price map.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+# The names a browser on this machine uses for it; a page fetched under any other Host name
+# (a DNS rebinding attack's) is refused.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def default_data_dir() -> Path:
@@ -105,6 +109,25 @@ class Settings(BaseSettings):
         "exists yet' (0: every request reads them). A key revoked through this process stops "
         "at once; one revoked elsewhere (another replica, the CLI) within this.",
     )
+    # NoDecode: the environment gives a comma-separated list, read by the validator below.
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=LOOPBACK_HOSTS,
+        description="Host names the review pages answer to (ports aside); any other Host "
+        "header is refused, which stops DNS rebinding. '*' admits every name: only behind a "
+        "proxy that checks the Host itself.",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the review pages' session cookies. Set the same value on "
+        "every replica; if unset, each process draws a random one, so a restart signs "
+        "every reviewer out.",
+    )
+    session_ttl_s: int = Field(
+        default=8 * 3600,
+        gt=0,
+        le=7 * 86_400,
+        description="How long a reviewer's sign-in lasts, from the moment of signing in.",
+    )
     access_log: bool = Field(
         default=False,
         description="Log every HTTP request (uvicorn's access log). Off by default: "
@@ -113,6 +136,15 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = False
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated_hosts(cls, value: object) -> object:
+        """Read ``JURY_ALLOWED_HOSTS=a.example,b.example`` (names are case-insensitive)."""
+        names = value.split(",") if isinstance(value, str) else value
+        if isinstance(names, list | tuple):
+            return tuple(str(name).strip().lower() for name in names if str(name).strip())
+        return value
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to a SQLite file in the user's data dir."""

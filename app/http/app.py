@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from app.core.config import JuryConfig
 from app.core.heap import freeze_startup_heap
 from app.core.settings import Settings, get_settings
-from app.http import keys, ops, review, trust, verdicts
-from app.http.auth import Reviewer
+from app.http import keys, ops, review, review_auth, trust, verdicts
 from app.http.middleware import BodySizeLimit, RequestTiming, install_error_handlers
+from app.http.sessions import Sessions
 from app.runtime import open_runtime
 
 
@@ -34,10 +34,15 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    review_auth.install(app)
+    app.state.review_sessions = Sessions.from_settings(settings)
+    app.state.allowed_hosts = settings.allowed_hosts
     app.include_router(verdicts.router)
     app.include_router(trust.router)
-    # The review pages decide weights: reviewers' (and admins') only, like the trust API.
-    app.include_router(review.router, dependencies=[Reviewer])
+    # The review pages check their callers themselves: a browser signs in (review_auth).
+    app.include_router(review.assets)
+    app.include_router(review_auth.router)
+    app.include_router(review.router)
     app.include_router(keys.router)
     app.include_router(ops.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -11,22 +11,23 @@ that shows its result.
     POST /review/proposals/{id}/approve   form fields reviewer, comment -> 303 /review?decided=
     POST /review/proposals/{id}/reject    the same
     GET  /review/verdicts/{id}            a verdict's transcript and its outcome
+    GET  /review/review.css               the stylesheet (no key needed: the sign-in page uses it)
+
+Who may see them, the sign-in, and the CSRF, Origin and Host checks: ``app.http.review_auth``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from app.core.errors import ConflictError, NotFoundError
 from app.deliberation.schemas import VerdictOut
+from app.http.pages import HERE, page, path_for
+from app.http.review_auth import PageFormDep, page_access
 from app.http.trust import SessionDep, TrustDep, resolve_actor
 from app.http.verdicts import VerdictReadsDep
 from app.trust.evidence import evidence_view
@@ -38,51 +39,33 @@ AUDIT_LIMIT = 50
 DECIDED_LIMIT = 20
 PAST = {"approve": "approved", "reject": "rejected"}
 
-router = APIRouter(prefix="/review", tags=["review"], include_in_schema=False)
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
+# The stylesheet is public: the sign-in page needs it before anyone has signed in.
+assets = APIRouter(prefix="/review", tags=["review"], include_in_schema=False)
+# The pages decide weights: reviewers' (and admins') only, like the trust API.
+router = APIRouter(
+    prefix="/review", tags=["review"], include_in_schema=False, dependencies=[Depends(page_access)]
+)
 
 
-def _when(moment: datetime | None) -> str:
-    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-templates.env.filters["when"] = _when
-templates.env.filters["num"] = _num
-
-
-async def decision_form(request: Request) -> dict[str, str]:
-    """Read the decision form: the page posts it URL-encoded, which needs no multipart parser."""
-    fields = parse_qs((await request.body()).decode(errors="replace"), keep_blank_values=True)
-    return {name: fields.get(name, [""])[0] for name in ("reviewer", "comment")}
-
-
-DecisionForm = Annotated[dict[str, str], Depends(decision_form)]
-
-
-def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+def _decision(form: dict[str, str]) -> dict[str, str]:
+    return {name: form.get(name, "") for name in ("reviewer", "comment")}
 
 
 def _missing(request: Request, error: NotFoundError) -> HTMLResponse:
-    return _page(request, "missing.html", status_code=404, detail=error.detail)
+    return page(request, "missing.html", status_code=404, detail=error.detail)
 
 
 def _subject_url(request: Request, subject: str) -> str | None:
     """Return the page of an audit entry's subject (a proposal or a verdict), if it has one."""
     kind, _, key = subject.partition(":")
     if kind == "proposal" and key.isdigit():
-        return str(request.url_for("review_proposal", proposal_id=key))
+        return path_for(request, "review_proposal", proposal_id=key)
     if kind == "verdict" and key:
-        return str(request.url_for("review_verdict", verdict_id=key))
+        return path_for(request, "review_verdict", verdict_id=key)
     return None
 
 
-@router.get("/review.css", name="review_css")
+@assets.get("/review.css", name="review_css")
 async def stylesheet() -> FileResponse:
     """Serve the page's one stylesheet."""
     return FileResponse(HERE / "static" / "review.css", media_type="text/css")
@@ -100,7 +83,7 @@ async def index(request: Request, trust: TrustDep, decided: int | None = None) -
             notice = await trust.proposal(decided)
         except NotFoundError:
             notice = None
-    return _page(
+    return page(
         request,
         "index.html",
         notice=notice,
@@ -121,7 +104,7 @@ async def _proposal_page(
     status_code: int = 200,
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    return _page(
+    return page(
         request,
         "proposal.html",
         status_code=status_code,
@@ -176,7 +159,7 @@ async def _decide(
         proposal = await trust.proposal(proposal_id)
         error = f"{failed}: {exc.detail}."
         return await _proposal_page(request, proposal, error=error, status_code=409, form=form)
-    url = request.url_for("review_index").include_query_params(decided=proposal_id)
+    url = f"{path_for(request, 'review_index')}?decided={proposal_id}"
     return RedirectResponse(url, status_code=303)
 
 
@@ -186,10 +169,10 @@ async def approve(
     request: Request,
     session: SessionDep,
     trust: TrustDep,
-    form: DecisionForm,
+    form: PageFormDep,
 ) -> Response:
     """Approve a pending proposal: its version becomes the active one."""
-    return await _decide(request, session, trust, proposal_id, "approve", form)
+    return await _decide(request, session, trust, proposal_id, "approve", _decision(form))
 
 
 @router.post("/proposals/{proposal_id}/reject", name="review_reject")
@@ -198,10 +181,10 @@ async def reject(
     request: Request,
     session: SessionDep,
     trust: TrustDep,
-    form: DecisionForm,
+    form: PageFormDep,
 ) -> Response:
     """Reject a pending proposal; the weights in force do not change."""
-    return await _decide(request, session, trust, proposal_id, "reject", form)
+    return await _decide(request, session, trust, proposal_id, "reject", _decision(form))
 
 
 @router.get("/verdicts/{verdict_id}", name="review_verdict", response_class=HTMLResponse)
@@ -215,4 +198,4 @@ async def verdict_page(
     except NotFoundError as exc:
         return _missing(request, exc)
     complete = verdict if isinstance(verdict, VerdictOut) else None
-    return _page(request, "verdict.html", verdict=verdict, complete=complete, outcomes=outcomes)
+    return page(request, "verdict.html", verdict=verdict, complete=complete, outcomes=outcomes)

@@ -132,8 +132,18 @@ class Authenticator:
             self._local_until = checked_at + self._cache_s
         return self._required
 
+    async def authenticate_digest(self, digest: str) -> Principal:
+        """Return the caller whose key hashes to ``digest`` (a review page's session).
+
+        The session holds the stored form of the key, never the key: a revoked key ends its
+        sessions as it ends its bearer requests.
+        """
+        return await self._verify_digest(digest)
+
     async def _verify(self, key: str) -> Principal:
-        digest = hash_key(key)
+        return await self._verify_digest(hash_key(key))
+
+    async def _verify_digest(self, digest: str) -> Principal:
         if digest in self._keys:
             principal = self._keys[digest]
         else:

@@ -58,9 +58,13 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/trust/proposals/{proposal_id}/reject"): REVIEWER,
     ("POST", "/trust/rollback-check"): REVIEWER,
     ("GET", "/trust/audit"): REVIEWER,
-    # The review pages (app/http/review.py) act on the trust workflow: reviewers'.
+    # The review pages (app/http/review.py) act on the trust workflow: reviewers'. A browser
+    # without a key is sent to the sign-in form (see SIGN_IN_REDIRECT).
     ("GET", "/review"): REVIEWER,
-    ("GET", "/review/review.css"): REVIEWER,
+    ("GET", "/review/review.css"): PUBLIC,
+    ("GET", "/review/signin"): PUBLIC,
+    ("POST", "/review/signin"): PUBLIC,
+    ("POST", "/review/signout"): PUBLIC,
     ("GET", "/review/proposals/{proposal_id}"): REVIEWER,
     ("POST", "/review/proposals/{proposal_id}/approve"): REVIEWER,
     ("POST", "/review/proposals/{proposal_id}/reject"): REVIEWER,
@@ -71,6 +75,16 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/admin/keys/{key}/revoke"): ADMIN,
     ("GET", "/admin/config"): ADMIN,
 }
+
+# Pages a browser opens: without a key it is redirected to sign in, not answered 401.
+SIGN_IN_REDIRECT = frozenset(
+    path
+    for (method, path), roles in MATRIX.items()
+    if method == "GET" and path.startswith("/review") and roles == REVIEWER
+)
+# Forms anyone may post, but only with the CSRF token of a page they opened (the matrix posts
+# none): refused with 403 whoever the caller.
+NEEDS_TOKEN = frozenset({("POST", "/review/signin"), ("POST", "/review/signout")})
 
 PATH_VALUES = {"verdict_id": "no-such-verdict", "proposal_id": "999", "key": "no-such-key"}
 
@@ -125,7 +139,8 @@ async def keyed(sqlite_database: str) -> AsyncIterator[tuple[httpx.AsyncClient, 
     config = scripted_config(
         jurors={"alpha": [step("approve")], "bravo": [step("approve")]}, max_rounds=1
     )
-    async with serving(create_app(make_settings(sqlite_database), config=config)) as client:
+    settings = make_settings(sqlite_database, allowed_hosts=("jury.test",))
+    async with serving(create_app(settings, config=config)) as client:
         yield client, keys
 
 
@@ -146,12 +161,24 @@ async def test_each_route_admits_exactly_its_roles(
                 json={} if endpoint.method == "POST" else None,
             )
             expected = _expected(allowed, who)
+            if (endpoint.method, endpoint.path) in NEEDS_TOKEN:
+                expected = _refused_without_a_token
+            elif who is None and endpoint.path in SIGN_IN_REDIRECT:
+                expected = _redirected_to_sign_in
             if not expected(response.status_code):
                 failures.append(
                     f"{endpoint.method} {endpoint.path} as {who or 'no key'}: "
                     f"{response.status_code} {response.text[:120]}"
                 )
     assert not failures, "\n".join(failures)
+
+
+def _refused_without_a_token(status: int) -> bool:
+    return status == 403
+
+
+def _redirected_to_sign_in(status: int) -> bool:
+    return status == 303
 
 
 def _expected(allowed: frozenset[Role], who: Role | None) -> Callable[[int], bool]:

@@ -36,6 +36,7 @@ from app.verdicts.record.tables import Verdict
 
 OPTIONS = ("approve", "reject", "defer")
 REVIEWER = {"reviewer": "rita", "comment": "evidence checked"}
+ALLOWED_HOSTS = ("jury.test", "127.0.0.1")
 
 
 def _step(position: str, confidence: float) -> dict[str, Any]:
@@ -92,7 +93,8 @@ def panel_config(
 
 def settings_for(database_url: str) -> Settings:
     """Return settings on an already migrated test database."""
-    return Settings(database_url=database_url, auto_migrate=False)
+    # jury.test: the host name of the in-process client, admitted to the review pages.
+    return Settings(database_url=database_url, auto_migrate=False, allowed_hosts=ALLOWED_HOSTS)
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,19 @@ class Page(HTMLParser):
         assert response.headers["content-type"].startswith("text/html")
         self.html = response.text
         self.hrefs: list[str] = []
+        self.inputs: dict[str, str] = {}
         self._text: list[str] = []
         self.feed(response.text)
         self.text = " ".join(" ".join(self._text).split())
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """Collect a link's address."""
-        href = dict(attrs).get("href")
+        """Collect a link's address and a form field's value."""
+        named = dict(attrs)
+        href = named.get("href")
         if tag == "a" and href is not None:
             self.hrefs.append(href)
+        if tag == "input" and named.get("name"):
+            self.inputs[str(named["name"])] = named.get("value") or ""
 
     def handle_data(self, data: str) -> None:
         """Collect text (entities arrive decoded)."""
@@ -48,8 +52,13 @@ async def _pending(served: Served, **body: Any) -> dict[str, Any]:
     return await propose(served.client, **body)
 
 
-def _form(reviewer: str = "rita", comment: str = "evidence checked") -> dict[str, str]:
-    return {"reviewer": reviewer, "comment": comment}
+async def _csrf(client: httpx.AsyncClient, proposal_id: int) -> str:
+    """Open a proposal's page as a browser would and return its form's CSRF token."""
+    return Page(await client.get(f"/review/proposals/{proposal_id}")).inputs["csrf"]
+
+
+def _form(csrf: str, reviewer: str = "rita", comment: str = "evidence checked") -> dict[str, str]:
+    return {"reviewer": reviewer, "comment": comment, "csrf": csrf}
 
 
 async def test_the_index_shows_pending_proposals_weights_and_audit(sqlite_database: str) -> None:
@@ -97,7 +106,8 @@ async def test_approving_through_the_form_activates_a_version(database_url: str)
         client = served.client
         proposal = await _pending(served)
         url = f"/review/proposals/{proposal['id']}"
-        posted = await client.post(f"{url}/approve", data=_form())
+        csrf = await _csrf(client, proposal["id"])
+        posted = await client.post(f"{url}/approve", data=_form(csrf))
         assert posted.status_code == 303
         assert posted.headers["location"].endswith(f"/review?decided={proposal['id']}")
         stored = (await client.get(f"/trust/proposals/{proposal['id']}")).json()
@@ -120,7 +130,7 @@ async def test_rejecting_through_the_form_changes_no_weights(sqlite_database: st
     async with serve(sqlite_database) as served:
         client = served.client
         proposal = await _pending(served)
-        form = _form("sam", "too few outcomes")
+        form = _form(await _csrf(client, proposal["id"]), "sam", "too few outcomes")
         posted = await client.post(f"/review/proposals/{proposal['id']}/reject", data=form)
         assert posted.status_code == 303
         stored = (await client.get(f"/trust/proposals/{proposal['id']}")).json()
@@ -137,8 +147,9 @@ async def test_deciding_a_decided_proposal_is_a_clear_409(sqlite_database: str) 
         client = served.client
         proposal = await _pending(served)
         url = f"/review/proposals/{proposal['id']}"
-        assert (await client.post(f"{url}/reject", data=_form())).status_code == 303
-        again = Page(await client.post(f"{url}/approve", data=_form("sam", "late")), 409)
+        csrf = await _csrf(client, proposal["id"])
+        assert (await client.post(f"{url}/reject", data=_form(csrf))).status_code == 303
+        again = Page(await client.post(f"{url}/approve", data=_form(csrf, "sam", "late")), 409)
         error = f"Not approved: proposal {proposal['id']} is rejected, not proposed."
         assert error in again.text
         assert '<span class="badge rejected">rejected</span>' in again.html
@@ -152,10 +163,11 @@ async def test_a_blank_comment_is_refused_and_the_form_kept(sqlite_database: str
         client = served.client
         proposal = await _pending(served)
         url = f"/review/proposals/{proposal['id']}/approve"
-        refused = Page(await client.post(url, data=_form("rita", "   ")), 422)
+        csrf = await _csrf(client, proposal["id"])
+        refused = Page(await client.post(url, data=_form(csrf, "rita", "   ")), 422)
         assert "Not approved: comment: String should have at least 1 character." in refused.text
         assert 'value="rita"' in refused.html
-        missing = Page(await client.post(url, data={"comment": "fine"}), 422)
+        missing = Page(await client.post(url, data={"comment": "fine", "csrf": csrf}), 422)
         assert "Not approved: reviewer: String should have at least 1 character." in missing.text
         stored = (await client.get(f"/trust/proposals/{proposal['id']}")).json()
         assert stored["status"] == "proposed"
@@ -164,8 +176,9 @@ async def test_a_blank_comment_is_refused_and_the_form_kept(sqlite_database: str
 async def test_unknown_proposals_and_verdicts_are_404_pages(sqlite_database: str) -> None:
     async with serve(sqlite_database) as served:
         client = served.client
+        csrf = await _csrf(client, (await _pending(served))["id"])
         assert "proposal 999 not found" in Page(await client.get("/review/proposals/999"), 404).text
-        posted = Page(await client.post("/review/proposals/999/approve", data=_form()), 404)
+        posted = Page(await client.post("/review/proposals/999/approve", data=_form(csrf)), 404)
         assert "proposal 999 not found" in posted.text
         verdict = Page(await client.get("/review/verdicts/nope"), 404)
         assert "verdict 'nope' not found" in verdict.text
@@ -177,7 +190,9 @@ async def test_user_text_is_escaped_everywhere(sqlite_database: str) -> None:
         proposal = await _pending(served, reason=SCRIPT, created_by="<b>bot</b>")
         posted = await client.post(
             f"/review/proposals/{proposal['id']}/reject",
-            data=_form("<i>rita</i>", '<img src=x onerror="alert(1)">'),
+            data=_form(
+                await _csrf(client, proposal["id"]), "<i>rita</i>", '<img src=x onerror="alert(1)">'
+            ),
         )
         assert posted.status_code == 303
         asked = await client.post("/verdict", json={"question": f"Deploy {SCRIPT}?"})
