@@ -14,13 +14,13 @@ from itertools import combinations, pairwise
 
 from pydantic import BaseModel, ConfigDict
 
+# One Wilson interval for the service and the harness; re-exported for the reports.
+from app.trust.scoring import wilson_interval as wilson_interval
 from eval.records import Order
 
 Label = str | None
 Labels = Sequence[Label]
 Matrix = dict[str, dict[str, float | None]]
-
-Z95 = 1.959963984540054  # two-sided 95% standard normal quantile
 
 
 class _Frozen(BaseModel):
@@ -72,17 +72,6 @@ class Summary(_Frozen):
     p95: float | None
     mean: float | None
     total: float
-
-
-def wilson_interval(successes: int, n: int, *, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval (Wilson 1927) for successes out of n trials, n > 0."""
-    if n <= 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
-    p, z2 = successes / n, z * z
-    denom = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def proportion(successes: int, n: int) -> Proportion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,3 +113,53 @@ def calibration_of(pairs: Sequence[tuple[float, bool]]) -> Calibration:
         mean_confidence=sum(conf for conf, _ in pairs) / len(pairs),
         accuracy=sum(hit for _, hit in pairs) / len(pairs),
     )
+
+
+# Wilson's interval is for shares of observed counts (a replay, a week's verdicts); the Beta
+# posterior above is for accuracies that feed a weight.
+Z95 = 1.959963984540054  # two-sided 95% standard normal quantile
+
+
+def wilson_interval(successes: int, n: int, *, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval (Wilson 1927) for successes out of n trials, n > 0."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+    p, z2 = successes / n, z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class ReliabilityBin(BaseModel):
+    """One equal-width confidence bin: how many verdicts, their mean confidence, how many right."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lower: float
+    upper: float
+    n: int
+    hits: int
+    mean_confidence: float | None
+
+
+def reliability_bins(
+    pairs: Sequence[tuple[float, bool]], *, bins: int = ECE_BINS
+) -> list[ReliabilityBin]:
+    """Return the reliability diagram of (confidence, correct) pairs, the ECE's own bins."""
+    sums: list[list[float]] = [[0.0, 0.0, 0.0] for _ in range(bins)]  # count, conf, hits
+    for confidence, hit in pairs:
+        index = min(int(confidence * bins), bins - 1)
+        sums[index][0] += 1
+        sums[index][1] += confidence
+        sums[index][2] += float(hit)
+    return [
+        ReliabilityBin(
+            lower=i / bins,
+            upper=(i + 1) / bins,
+            n=int(count),
+            hits=int(hits),
+            mean_confidence=conf / count if count else None,
+        )
+        for i, (count, conf, hits) in enumerate(sums)
+    ]
