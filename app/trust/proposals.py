@@ -24,7 +24,7 @@ from app.trust.records import OutcomeRecord, VerdictRecord
 from app.trust.replay import Replay, replay
 from app.trust.repository import StoredVerdict
 from app.trust.schemas import ReplayOut, WeightChange
-from app.trust.scoring import brier_score, expected_calibration_error
+from app.trust.scoring import brier_score, expected_calibration_error, reliability_bins
 from app.trust.statistics import compute_stats
 from app.trust.unsupervised import estimate_unsupervised_weights
 from app.trust.weights import propose_weights
@@ -202,12 +202,12 @@ def _apply(maps: Mapping[str, CalibrationMap], category: str, confidence: float)
     return fitted.apply(confidence) if fitted is not None else confidence
 
 
-def _calibration_replay(
+def _calibrated_pairs(
     pairs: Mapping[str, Pairs],
     active: Mapping[str, CalibrationMap],
     proposed: Mapping[str, CalibrationMap],
-) -> ReplayOut:
-    """Score the verdict confidences under the active and the proposed maps."""
+) -> tuple[Pairs, Pairs]:
+    """Return every verdict's (confidence, correct) under the active and the proposed maps."""
     before: Pairs = []
     after: Pairs = []
     for category, items in pairs.items():
@@ -215,6 +215,19 @@ def _calibration_replay(
             continue
         before += [(_apply(active, category, conf), hit) for conf, hit in items]
         after += [(_apply(proposed, category, conf), hit) for conf, hit in items]
+    return before, after
+
+
+def _reliability(before: Pairs, after: Pairs) -> dict[str, Any]:
+    """Return the reliability diagrams (bins with counts) under the active and proposed maps."""
+    return {
+        which: [b.model_dump(mode="json") for b in reliability_bins(scored)]
+        for which, scored in (("active", before), ("proposed", after))
+    }
+
+
+def _calibration_replay(before: Pairs, after: Pairs) -> ReplayOut:
+    """Score the verdict confidences under the active and the proposed maps."""
     if not before:
         return ReplayOut()
     correct = sum(hit for _, hit in before)
@@ -247,18 +260,20 @@ def calibration_draft(
     fitted_for = {
         v.judge.name: v.judge.model for _, v in rows if judges.get(v.judge.name) == v.judge.model
     }
+    before, after = _calibrated_pairs(pairs, current.calibration, maps)
     evidence = {
         "method": "isotonic_regression_of_verdict_confidence",
         "min_evidence": min_evidence,
         "fits": {c: fit.model_dump(mode="json") for c, fit in sorted(fits.items())},
         "judges": fitted_for,
+        "reliability": _reliability(before, after),
     }
     return Draft(
         kind=ProposalKind.CALIBRATION,
         weights=current.weights,
         models=dict(current.models),
         evidence=evidence,
-        replay=_calibration_replay(pairs, current.calibration, maps),
+        replay=_calibration_replay(before, after),
         changes=[],
         calibration={c: m.model_dump(mode="json") for c, m in maps.items()},
         calibration_models=fitted_for if maps else {},
