@@ -31,7 +31,8 @@ def error_bar(share: Proportion) -> tuple[float, float]:
     """Return the distances from a share down to its interval's low end and up to its high end."""
     if share.value is None or share.low is None or share.high is None:
         return (0.0, 0.0)
-    return (share.value - share.low, share.high - share.value)
+    # Clamped: at 0/n or n/n the interval's end equals the share up to rounding.
+    return (max(share.value - share.low, 0.0), max(share.high - share.value, 0.0))
 
 
 def bin_accuracy(bin_: ReliabilityBin) -> Proportion:

@@ -12,11 +12,19 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel
+from rich.markup import escape
 from rich.table import Table
 
 from app.cli.context import ConfigOption, console, run_in_runtime, settings_for
 from app.core.db import session_scope
 from app.runtime import Runtime
+from app.trust.decision import (
+    FLIPS_PER_PAGE,
+    DecisionSummary,
+    FlipPage,
+    decision_summary,
+    flip_page,
+)
 from app.trust.models import OutcomeSource, ProposalKind, ProposalStatus
 from app.trust.outcomes import OutcomeService
 from app.trust.schemas import OutcomeCreate, ProposalCreate, ProposalOut, StatsOut, WeightsOut
@@ -258,11 +266,15 @@ def propose(
         shrinkage=shrinkage,
         unsupervised=unsupervised,
     )
-    result = _run(config, lambda t: t.propose(body, actor=by))
+
+    async def work(t: TrustService) -> Shown:
+        return await _shown(t, await t.propose(body, actor=by), FLIPS_PER_PAGE)
+
+    result, page = _run(config, work)
     if as_json:
         _echo_json(result)
         return
-    print_proposal(result)
+    print_proposal(result, page)
 
 
 @trust_app.command("proposals")
@@ -298,66 +310,121 @@ def proposals(
     console.print(f"[dim]{len(page.items)} of {page.total}[/]")
 
 
+FlipsOption = Annotated[
+    int, typer.Option("--flips", min=0, max=100_000, help="Flipped verdicts to list.")
+]
+
+
+async def _shown(t: TrustService, proposal: ProposalOut, flips: int) -> Shown:
+    page = await flip_page(t.repository.session, proposal.replay.flips, limit=flips)
+    return proposal, page
+
+
+Shown = tuple[ProposalOut, FlipPage]
+
+
 @trust_app.command("show")
 def show(
     proposal_id: Annotated[int, typer.Argument(help="Proposal id.")],
     config: ConfigOption = None,
     as_json: JsonOption = False,
+    flips: FlipsOption = FLIPS_PER_PAGE,
 ) -> None:
-    """Print a proposal with its evidence and replay."""
-    result = _run(config, lambda t: t.proposal(proposal_id))
+    """Print a proposal, the decision first: what changes, the replay, how to decide, flips."""
+
+    async def work(t: TrustService) -> Shown:
+        return await _shown(t, await t.proposal(proposal_id), flips)
+
+    result, page = _run(config, work)
     if as_json:
         _echo_json(result)
         return
-    print_proposal(result)
+    print_proposal(result, page)
 
 
-def print_proposal(p: ProposalOut) -> None:
-    """Print a proposal: what it changes, the evidence, and the replay."""
+def print_proposal(p: ProposalOut, flips: FlipPage) -> None:
+    """Print a proposal in the review page's order: changes, replay, decision, flips."""
+    summary = decision_summary(p)
     marker = " [bold yellow]UNSUPERVISED (agreement only, no outcomes)[/]" if p.unsupervised else ""
     console.print(
         f"[bold]Proposal {p.id}[/] {p.kind.value} ({p.status.value}){marker} by {p.created_by}, "
         f"against version {p.base_version or 'neutral'}"
     )
+    console.print(f"[bold]{escape(summary.headline)}[/]")
     if p.reason:
-        console.print(f"reason: {p.reason}")
+        console.print(f"reason: {escape(p.reason)}")
+    _print_changes(summary)
     r = p.replay
     console.print(
-        f"replay on {r.n} verdicts with outcomes: accuracy active {_num(r.accuracy_active)} → "
-        f"proposed {_num(r.accuracy_proposed)}; {len(r.flipped)} would flip"
+        f"replay on {r.n} verdicts with outcomes: accuracy active {summary.active.text()} → "
+        f"proposed {summary.proposed.text()}; {summary.flips} would flip "
+        f"({summary.flips_to_right} to the right answer, {summary.flips_to_wrong} to a wrong one)"
     )
     if r.ece_active is not None:
         console.print(f"calibration ECE {_num(r.ece_active)} → {_num(r.ece_proposed)}")
-    if p.changes:
-        grid = Table("category", "juror", "active", "proposed", "change", title="Weight changes")
-        for c in p.changes:
-            grid.add_row(c.category, c.juror, _num(c.active), _num(c.proposed), f"{c.change:+.3f}")
-        console.print(grid)
-    _print_cells(p.evidence.get("cells", []))
     if p.decided_by:
-        console.print(f"decided by {p.decided_by}: {p.comment} (version {p.version})")
+        console.print(f"decided by {p.decided_by}: {escape(p.comment or '')} (version {p.version})")
+    else:
+        console.print(
+            f"decide: jury trust approve {p.id} --reviewer NAME --comment WHY  "
+            f"(or: jury trust reject {p.id} …)"
+        )
+    _print_flips(p.id, flips)
 
 
-def _print_cells(cells: list[dict[str, object]]) -> None:
-    if not cells:
+def _print_changes(summary: DecisionSummary) -> None:
+    grid = Table(
+        "category", "juror", "n", "accuracy [95% interval]", "weight", title="What changes"
+    )
+    for category in summary.categories:
+        for cell in category.cells:
+            weight = (
+                f"{cell.active:.2f} → {cell.proposed:.2f}"
+                if cell.changed
+                else (f"{cell.active:.2f} kept" + (f" ({cell.kept})" if cell.kept else ""))
+            )
+            grid.add_row(category.category, cell.juror, str(cell.n), cell.accuracy, weight)
+        if category.note:
+            grid.add_row(category.category, "", "", escape(category.note), "")
+    if grid.row_count:
+        console.print(grid)
+    for comparison in summary.comparisons:
+        table = Table(*comparison.columns, title=comparison.title)
+        for row in comparison.rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def _print_flips(proposal_id: int, page: FlipPage) -> None:
+    if not page.total:
         return
-    grid = Table("juror", "model", "category", "n", "accuracy", "kept", title="Evidence")
-    for cell in cells:
-        accuracy = cell.get("accuracy")
-        shown = (
-            _acc(BetaAccuracy.model_validate(accuracy))
-            if isinstance(accuracy, dict)
-            else _num(accuracy if isinstance(accuracy, float) else None)
-        )
+    grid = Table(
+        "question",
+        "category",
+        "active",
+        "proposed",
+        "correct",
+        "who was right",
+        title=f"Flipped verdicts ({page.total})",
+    )
+    for row in page.rows:
+        question = row.question or row.flip.verdict_id
         grid.add_row(
-            str(cell["juror"]),
-            str(cell["model"]),
-            str(cell["category"]),
-            str(cell["n"]),
-            shown,
-            str(cell.get("kept") or ""),
+            escape(question[:80]),
+            row.flip.category,
+            row.flip.active,
+            row.flip.proposed,
+            row.flip.correct,
+            row.right,
         )
-    console.print(grid)
+    if page.rows:
+        console.print(grid)
+    rest = page.total - len(page.rows)
+    if rest > 0:
+        console.print(
+            f"[dim]… and {rest} more: jury trust show {proposal_id} --flips {page.total}, "
+            "or --json for every id[/]"
+        )
 
 
 @trust_app.command("approve")
@@ -399,11 +466,16 @@ def rollback(
 @trust_app.command("check")
 def check(config: ConfigOption = None) -> None:
     """Run the rollback check now (it also runs after every recorded outcome)."""
-    result = _run(config, lambda t: t.check_rollback())
+
+    async def work(t: TrustService) -> Shown | None:
+        proposal = await t.check_rollback()
+        return None if proposal is None else await _shown(t, proposal, FLIPS_PER_PAGE)
+
+    result = _run(config, work)
     if result is None:
         console.print("no rollback proposed")
     else:
-        print_proposal(result)
+        print_proposal(*result)
 
 
 @trust_app.command("audit")

@@ -7,7 +7,9 @@ unit of work (``app.http.trust``); a decision form posts here and is redirected 
 that shows its result.
 
     GET  /review                          pending proposals, decisions, weights history, audit
-    GET  /review/proposals/{id}           evidence, weight changes, flipped verdicts, the form
+    GET  /review/proposals/{id}?flips=N   the decision first: what changes with its evidence,
+                                          the replay, the form; then charts, flipped verdicts
+                                          (a page from N), the stored evidence
     POST /review/proposals/{id}/approve   form fields reviewer, comment -> 303 /review?decided=
     POST /review/proposals/{id}/reject    the same
     GET  /review/verdicts/{id}            a verdict's transcript and its outcome
@@ -18,24 +20,28 @@ Who may see them, the sign-in, and the CSRF, Origin and Host checks: ``app.http.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.core.errors import ConflictError, NotFoundError
 from app.deliberation.schemas import VerdictOut
+from app.http import review_charts
 from app.http.pages import HERE, page, path_for
 from app.http.review_auth import PageFormDep, page_access
 from app.http.trust import SessionDep, TrustDep, resolve_actor
 from app.http.verdicts import VerdictReadsDep
+from app.trust.decision import SUMMARISED, decision_summary, flip_page
 from app.trust.evidence import evidence_view
 from app.trust.models import ProposalStatus
 from app.trust.outcomes import OutcomeService
 from app.trust.schemas import Decision, ProposalOut
+from app.trust.timeline import accuracy_over_time
 
 AUDIT_LIMIT = 50
+MAX_ID = 2**31 - 1  # ids and offsets beyond a 32-bit integer are a clear 422, never a 500
 DECIDED_LIMIT = 20
 PAST = {"approve": "approved", "reject": "rejected"}
 
@@ -93,39 +99,58 @@ async def index(request: Request, trust: TrustDep, decided: int | None = None) -
         versions=await trust.versions(),
         audit=[(entry, _subject_url(request, entry.subject)) for entry in audit.items],
         audit_total=audit.total,
+        timeline=review_charts.accuracy_over_time(await accuracy_over_time(trust.repository)),
     )
 
 
 async def _proposal_page(
     request: Request,
+    session: SessionDep,
     proposal: ProposalOut,
     *,
+    flips_offset: int = 0,
     error: str | None = None,
     status_code: int = 200,
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    summary = decision_summary(proposal)
+    stored = {k: v for k, v in proposal.evidence.items() if k not in SUMMARISED}
     return page(
         request,
         "proposal.html",
         status_code=status_code,
         proposal=proposal,
-        # The rule comparison has its own table (proposal.selection), not the generic one.
-        evidence=evidence_view(
-            {key: value for key, value in proposal.evidence.items() if key != "selection"}
-        ),
+        summary=summary,
+        charts=[
+            chart
+            for chart in (
+                review_charts.juror_accuracy(summary),
+                review_charts.weights(summary),
+                review_charts.reliability(proposal.evidence),
+            )
+            if chart is not None
+        ],
+        flips=await flip_page(session, proposal.replay.flips, offset=flips_offset),
+        evidence=evidence_view(stored),
         error=error,
         form=form or {"reviewer": "", "comment": ""},
     )
 
 
 @router.get("/proposals/{proposal_id}", name="review_proposal", response_class=HTMLResponse)
-async def proposal_page(proposal_id: int, request: Request, trust: TrustDep) -> Response:
-    """Show one proposal: its evidence, weight changes, replay and the decision form."""
+async def proposal_page(
+    proposal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    request: Request,
+    session: SessionDep,
+    trust: TrustDep,
+    flips: Annotated[int, Query(ge=0, le=MAX_ID, description="First flip shown.")] = 0,
+) -> Response:
+    """Show one proposal: the decision first (changes, replay, form), then its flips."""
     try:
         proposal = await trust.proposal(proposal_id)
     except NotFoundError as exc:
         return _missing(request, exc)
-    return await _proposal_page(request, proposal)
+    return await _proposal_page(request, session, proposal, flips_offset=flips)
 
 
 async def _decide(
@@ -147,7 +172,9 @@ async def _decide(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         error = f"{failed}: {problems}."
-        return await _proposal_page(request, proposal, error=error, status_code=422, form=form)
+        return await _proposal_page(
+            request, session, proposal, error=error, status_code=422, form=form
+        )
     decide = trust.approve if action == "approve" else trust.reject
     try:
         await decide(
@@ -158,7 +185,9 @@ async def _decide(
         await session.rollback()
         proposal = await trust.proposal(proposal_id)
         error = f"{failed}: {exc.detail}."
-        return await _proposal_page(request, proposal, error=error, status_code=409, form=form)
+        return await _proposal_page(
+            request, session, proposal, error=error, status_code=409, form=form
+        )
     url = f"{path_for(request, 'review_index')}?decided={proposal_id}"
     return RedirectResponse(url, status_code=303)
 

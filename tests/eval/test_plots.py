@@ -10,7 +10,12 @@ from matplotlib.figure import Figure
 
 from app.trust.scoring import wilson_interval
 from eval.metrics import ReliabilityBin, proportion
-from eval.plots import juror_accuracy_figure, plot_juror_accuracy, reliability_figure
+from eval.plots import (
+    error_bar,
+    juror_accuracy_figure,
+    plot_juror_accuracy,
+    reliability_figure,
+)
 from eval.schema import Accuracy, JurorAccuracy
 
 
@@ -78,3 +83,10 @@ def test_plots_are_written_as_png(tmp_path: Path) -> None:
     path = tmp_path / "accuracy.png"
     plot_juror_accuracy(accuracy, path)
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_perfect_score_draws_without_a_negative_error_bar() -> None:
+    for successes, n in ((3, 3), (0, 3), (7, 7), (840, 840)):
+        low, high = error_bar(proportion(successes, n))
+        assert low >= 0
+        assert high >= 0

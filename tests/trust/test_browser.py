@@ -133,12 +133,18 @@ async def _approve_the_weights_proposal(page: Page, base: str, flips: int, shots
 
     await expect(page.locator("h1")).to_contain_text("Proposal #1: weights proposed")
     await page.screenshot(path=shots / "proposal-first-screen.png")
-    await expect(page.locator("table.evidence tbody tr").first).to_contain_text("alpha")
+    # What a reviewer must find without scrolling: the decision summary, the replay, the form.
+    for needed in ("#summary .headline", "#changes h2", "#replay", "form.decision"):
+        await _in_first_screen(page, needed)
+    await expect(page.locator("#summary .headline")).to_contain_text(f"{flips} decisions flip")
+    await expect(page.locator("table.changes tbody tr").first).to_contain_text("alpha")
+    await expect(page.locator("#charts svg[role=img]")).to_have_count(2)
     await expect(page.locator("#flips h2")).to_have_text(f"Flipped verdicts ({flips})")
     await page.locator("#flips tbody a").first.click()
 
     await expect(page.locator("h1")).to_contain_text("Verdict")
     await expect(page.get_by_text("Go ahead with this deploy change?").first).to_be_visible()
+    await expect(page.get_by_role("heading", name="Positions, round by round")).to_be_visible()
     await expect(page.get_by_role("heading", name="Round 2")).to_be_visible()
     await page.screenshot(path=shots / "transcript.png", full_page=True)
     await page.go_back()
@@ -152,6 +158,7 @@ async def _approve_the_weights_proposal(page: Page, base: str, flips: int, shots
         "Proposal #1 is approved by rita: version 1 is now active."
     )
     await expect(page.locator("#weights")).to_contain_text("In force: version 1")
+    await expect(page.locator("#accuracy svg[role=img]")).to_have_count(1)
     active = page.locator("#weights tbody tr", has_text="active")
     await expect(active).to_contain_text("version 1")
     approval = page.locator("#audit tbody tr", has_text="proposal.approved")
@@ -169,6 +176,10 @@ async def _reject_the_calibration_proposal(page: Page, base: str, shots: Path) -
 
     await expect(page.locator("h1")).to_contain_text("Proposal #2: calibration proposed")
     await page.screenshot(path=shots / "calibration-first-screen.png")
+    for needed in ("#summary .headline", "#replay", "form.decision"):
+        await _in_first_screen(page, needed)
+    await expect(page.locator("#charts svg[role=img]")).to_have_count(1)
+    await expect(page.locator("#charts")).to_contain_text("Reliability before and after")
     await page.screenshot(path=shots / "calibration.png", full_page=True)
     await _decide(page, reviewer="anyone", comment="One judge only: not yet.", button="Reject")
     await page.wait_for_url(re.compile(r"/review\?decided=2$"))

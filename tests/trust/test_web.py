@@ -10,6 +10,12 @@ import pytest
 
 from .harness import SMALL_PLAN, Served, propose, seed, serve
 
+# Enough recorded verdicts for more than one page of flips.
+LARGE_PLAN = {
+    "deploy": {"approve": 33, "reject": 21, "defer": 6},
+    "finance": {"approve": 6, "reject": 24, "defer": 30},
+}
+
 pytestmark = pytest.mark.anyio
 
 SCRIPT = "<script>alert('x')</script>"
@@ -41,6 +47,18 @@ class Page(HTMLParser):
     def handle_data(self, data: str) -> None:
         """Collect text (entities arrive decoded)."""
         self._text.append(data)
+
+    @staticmethod
+    def text_of(html: str) -> str:
+        """Return the text of an HTML fragment, spaces collapsed."""
+        parts: list[str] = []
+
+        class Text(HTMLParser):
+            def handle_data(self, data: str) -> None:
+                parts.append(data)
+
+        Text().feed(html)
+        return " ".join(" ".join(parts).split())
 
     def links(self, containing: str) -> list[str]:
         """Return the link addresses that contain ``containing``."""
@@ -74,7 +92,7 @@ async def test_the_index_shows_pending_proposals_weights_and_audit(sqlite_databa
         assert (css.status_code, css.headers["content-type"]) == (200, "text/css; charset=utf-8")
 
 
-async def test_a_proposal_page_shows_evidence_and_links_flips_to_transcripts(
+async def test_a_proposal_page_leads_with_the_decision_and_links_flips_to_transcripts(
     sqlite_database: str,
 ) -> None:
     async with serve(sqlite_database) as served:
@@ -82,16 +100,34 @@ async def test_a_proposal_page_shows_evidence_and_links_flips_to_transcripts(
         page = Page(await served.client.get(f"/review/proposals/{proposal['id']}"))
         flipped = proposal["replay"]["flipped"]
         assert flipped, "the small plan must flip decisions"
-        assert f"Flipped verdicts ({len(flipped)})" in page.text
-        # The evidence table: one row per (juror, category) cell, with its posterior accuracy.
-        evidence = page.html.split('<section id="evidence">')[1]
+        html = page.html
+        # Top to bottom: the headline, what changes, the replay, the form; then the flips.
+        order = ['class="headline"', 'id="changes"', 'id="replay"', 'form class="decision"']
+        order += ['id="charts"', 'id="flips"', 'id="evidence"']
+        assert [html.index(marker) for marker in order] == sorted(
+            html.index(marker) for marker in order
+        )
+        replay = proposal["replay"]
+        assert f"replayed on {replay['n']} verdicts with outcomes" in page.text
+        assert f"{len(flipped)} decisions flip" in page.text
+        # What changes: one row per (juror, category) cell, with its posterior accuracy.
+        changes = html.split('id="changes"')[1].split('id="replay"')[0]
         cells = proposal["evidence"]["cells"]
-        assert evidence.count("<td>alpha</td>") == sum(c["juror"] == "alpha" for c in cells)
+        assert changes.count("<td>alpha</td>") == sum(c["juror"] == "alpha" for c in cells)
         alpha = next(c for c in cells if (c["juror"], c["category"]) == ("alpha", "deploy"))
         accuracy = alpha["accuracy"]
-        assert f"{accuracy['mean']:.3f} [{accuracy['lower']:.3f}, " in page.text
+        assert f"{accuracy['mean']:.3f} [{accuracy['lower']:.2f}, " in page.text
+        # Pictures, drawn on the server, each with a text alternative.
+        assert html.count('<svg class="chart" role="img"') == 2
+        assert "Juror accuracy by category" in page.text
+        assert "Active and proposed weights" in page.text
+        # Flips: question text, category, who was right, linked to the transcript.
+        flips = html.split('id="flips"')[1]
+        assert "Go ahead with this deploy change?" in flips
+        assert "the proposed weights" in flips or "the active weights" in flips
         transcripts = page.links("/review/verdicts/")
-        assert [href.rsplit("/", 1)[1] for href in transcripts] == flipped
+        shown = min(len(flipped), 20)
+        assert [href.rsplit("/", 1)[1] for href in transcripts] == flipped[:shown]
         transcript = Page(await served.client.get(transcripts[0]))
         assert "Go ahead with this deploy change?" in transcript.text
         assert "Round 1" in transcript.text
@@ -99,6 +135,51 @@ async def test_a_proposal_page_shows_evidence_and_links_flips_to_transcripts(
         assert "I say reject." in transcript.text
         assert "Outcome" in transcript.text
         assert "(dataset, recorded by dataset," in transcript.text
+
+
+async def test_flipped_verdicts_come_a_page_at_a_time(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
+        await seed(served, LARGE_PLAN)
+        proposal = await propose(served.client)
+        flipped = proposal["replay"]["flipped"]
+        assert len(flipped) > 20, "the plan must flip more than a page"
+        url = f"/review/proposals/{proposal['id']}"
+        first = Page(await served.client.get(url))
+        assert [h.rsplit("/", 1)[1] for h in first.links("/review/verdicts/")] == flipped[:20]
+        assert f"1\N{EN DASH}20 of {len(flipped)}" in first.text
+        [following] = first.links("?flips=20")
+        second = Page(await served.client.get(following.split("#")[0]))
+        assert [h.rsplit("/", 1)[1] for h in second.links("/review/verdicts/")] == flipped[20:40]
+        assert second.links("?flips=0")
+        beyond = Page(await served.client.get(f"{url}?flips=100000"))
+        assert "No flip on this page" in beyond.text
+        refused = await served.client.get(f"{url}?flips=-1")
+        assert refused.status_code == 422
+
+
+async def test_a_verdict_reads_like_a_deliberation(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
+        ids = await seed(served, {"deploy": {"reject": 1}})
+        page = Page(await served.client.get(f"/review/verdicts/{ids['deploy'][0]}"))
+        html = page.html
+        sections = ["deliberation-summary", "positions", "shifts", "dissent", "judge"]
+        sections += ["baselines", "transcript"]
+        at = [html.index(f'id="{name}"') for name in sections]
+        assert at == sorted(at), "the deliberation comes before the raw transcript"
+        assert "The panel decided reject" in page.text
+        # Side by side: one row per juror, one column per round.
+        positions = html.split('id="positions"')[1].split('id="shifts"')[0]
+        assert positions.count("<th>Round ") == 2
+        assert positions.count('<th scope="row">') == 3
+        # bravo moved from approve to reject in round 2, with the argument it gave.
+        shifts = Page.text_of(html.split('id="shifts"')[1].split('id="dissent"')[0])
+        assert "bravo , round 2: approve → reject right I say reject." in shifts
+        dissent = Page.text_of(html.split('id="dissent"')[1].split('id="judge"')[0])
+        assert "alpha held approve" in dissent
+        assert "charlie held defer" in dissent
+        baselines = Page.text_of(html.split('id="baselines"')[1].split('id="transcript"')[0])
+        assert "Judge reject right" in baselines
+        assert "Round-1 majority approve wrong" in baselines
 
 
 async def test_approving_through_the_form_activates_a_version(database_url: str) -> None:
@@ -124,6 +205,7 @@ async def test_approving_through_the_form_activates_a_version(database_url: str)
         decided = Page(await client.get(url))
         assert "<form" not in decided.html
         assert "Comment evidence checked Made active version 1" in decided.text
+        assert "Decided" in decided.text
 
 
 async def test_rejecting_through_the_form_changes_no_weights(sqlite_database: str) -> None:
