@@ -157,6 +157,41 @@ async def test_flipped_verdicts_come_a_page_at_a_time(sqlite_database: str) -> N
         assert refused.status_code == 422
 
 
+async def test_a_calibration_proposal_shows_its_reliability_before_and_after(
+    sqlite_database: str,
+) -> None:
+    async with serve(sqlite_database) as served:
+        await seed(served, SMALL_PLAN)
+        proposal = await propose(served.client, kind="calibration")
+        stored = proposal["evidence"]["reliability"]
+        n = proposal["replay"]["n"]
+        for which in ("active", "proposed"):
+            assert sum(b["n"] for b in stored[which]) == n
+            assert len(stored[which]) == 10
+        page = Page(await served.client.get(f"/review/proposals/{proposal['id']}"))
+        assert "Reliability before and after" in page.text
+        assert "calibration error (ECE)" in page.text
+        charts = page.html.split('id="charts"')[1].split('id="flips"')[0]
+        assert charts.count('<svg class="chart" role="img"') == 1
+        # The text alternative lists every non-empty bin with its count.
+        filled = [b for which in ("active", "proposed") for b in stored[which] if b["n"]]
+        assert charts.count("<td>active</td>") + charts.count("<td>proposed</td>") == len(filled)
+
+
+async def test_the_home_page_charts_accuracy_by_week_and_version(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
+        empty = Page(await served.client.get("/review"))
+        assert "No verdict has a recorded outcome yet." in empty.text
+        await seed(served, {"deploy": {"reject": 3, "approve": 1}})
+        page = Page(await served.client.get("/review"))
+        accuracy = page.html.split('id="accuracy"')[1].split('id="decided"')[0]
+        assert accuracy.count('<svg class="chart" role="img"') == 1
+        assert "Verdict accuracy by week" in accuracy
+        # One week, neutral weights: the judge said reject, right on 3 of 4.
+        assert "<td>neutral</td>" in accuracy
+        assert "0.750 [0.30, 0.95] (3/4)" in Page.text_of(accuracy)
+
+
 async def test_a_verdict_reads_like_a_deliberation(sqlite_database: str) -> None:
     async with serve(sqlite_database) as served:
         ids = await seed(served, {"deploy": {"reject": 1}})
