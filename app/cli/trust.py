@@ -358,7 +358,8 @@ def print_proposal(p: ProposalOut, flips: FlipPage) -> None:
     console.print(
         f"replay on {r.n} verdicts with outcomes: accuracy active {summary.active.text()} → "
         f"proposed {summary.proposed.text()}; {summary.flips} would flip "
-        f"({summary.flips_to_right} to the right answer, {summary.flips_to_wrong} to a wrong one)"
+        f"({summary.flips_to_right} to the right answer, {summary.flips_to_wrong} to a wrong one, "
+        f"{summary.flips_neither} wrong either way)"
     )
     if r.ece_active is not None:
         console.print(f"calibration ECE {_num(r.ece_active)} → {_num(r.ece_proposed)}")

@@ -113,6 +113,11 @@ class DecisionSummary:
     comparisons: list[Comparison]
     calibration: tuple[float | None, float | None] | None  # ECE active, proposed
 
+    @property
+    def flips_neither(self) -> int:
+        """Return the flips where both sides were wrong."""
+        return self.flips - self.flips_to_right - self.flips_to_wrong
+
 
 def _cell(raw: Mapping[str, Any]) -> CellChange:
     accuracy = raw.get("accuracy")
