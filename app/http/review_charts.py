@@ -113,8 +113,10 @@ def accuracy_over_time(history: Sequence[VersionWeeks]) -> Chart | None:
     weeks = sorted({week.start for line in history for week in line.weeks})
     if not weeks:
         return None
-    index = {start: i for i, start in enumerate(weeks)}
-    span = float(max(len(weeks) - 1, 1))
+    # Weeks spread over the width; a single week sits in the middle.
+    span = float(len(weeks) - 1)
+    index = {start: (i if span else 0.5) for i, start in enumerate(weeks)}
+    span = span or 1.0
     series, table = [], []
     for line in history:
         name = "neutral" if line.version is None else f"version {line.version}"

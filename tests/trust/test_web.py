@@ -117,6 +117,14 @@ async def test_a_proposal_page_leads_with_the_decision_and_links_flips_to_transc
         alpha = next(c for c in cells if (c["juror"], c["category"]) == ("alpha", "deploy"))
         accuracy = alpha["accuracy"]
         assert f"{accuracy['mean']:.3f} [{accuracy['lower']:.2f}, " in page.text
+        # The candidate-rule comparison of each category, in the decision section.
+        assert proposal["selection"], "the small plan compares candidate rules"
+        changes_text = Page.text_of(changes)
+        for category, selection in proposal["selection"].items():
+            chosen = selection["chosen"]
+            assert f"Candidate rules, {category}: {chosen} chosen" in changes_text
+            assert f"rule → {chosen}, verdict from {selection['verdict_source']}" in changes_text
+            assert f"{chosen} (chosen)" in changes_text
         # Pictures, drawn on the server, each with a text alternative.
         assert html.count('<svg class="chart" role="img"') == 2
         assert "Juror accuracy by category" in page.text
