@@ -177,8 +177,12 @@ class Panel(Frozen):
     allow_single_family: bool = False
 
 
+FailMode = Literal["closed", "open"]
+SecretsPolicy = Literal["redact", "refuse"]
+
+
 class CategoryPolicy(Frozen):
-    """When a verdict in a category must be escalated to a human."""
+    """When a verdict in a category must be escalated to a human, and how it fails."""
 
     escalate_below_confidence: float = Field(default=0.6, ge=0, le=1)
     escalate_when_degraded: bool = True
@@ -194,6 +198,20 @@ class CategoryPolicy(Frozen):
     )
     risk_delta: float = Field(
         default=0.10, gt=0, lt=1, description="Guaranteed risk: the chance the bound fails."
+    )
+    fail_mode: FailMode = Field(
+        default="closed",
+        description="When Jury cannot decide (no quorum, the deadline passed first): 'closed' "
+        "refuses (503 no_quorum); 'open' answers fail_open_option, labelled fail_mode 'open'.",
+    )
+    fail_open_option: str | None = Field(
+        default=None,
+        description="The answer when failing open; the request's first option if unset.",
+    )
+    secrets: SecretsPolicy = Field(
+        default="redact",
+        description="A secret in the input: 'redact' replaces it by [REDACTED:kind] before any "
+        "model sees it; 'refuse' answers 422 secret_in_input.",
     )
 
 

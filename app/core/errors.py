@@ -10,7 +10,8 @@
     ├── ForbiddenError        403 — the key's role may not do this
     ├── PayloadTooLargeError  413 — a field or the body is over its size limit
     ├── InvalidRequestError   422 — a field is valid JSON but not acceptable
-    │   └── IdempotencyKeyReusedError  422 — an Idempotency-Key sent again with another body
+    │   ├── IdempotencyKeyReusedError  422 — an Idempotency-Key sent again with another body
+    │   └── SecretInInputError  422 — the input holds a secret and the category refuses it
     ├── SpendCapError         429 — a key's daily spend cap is reached (Retry-After)
     ├── RateLimitedError      429 — a key's requests per minute are spent (Retry-After)
     ├── NoQuorumError         503 — too few valid jurors; carries the partial positions
@@ -115,6 +116,12 @@ class IdempotencyKeyReusedError(InvalidRequestError):
     """This Idempotency-Key was used with another request body."""
 
     code = "idempotency_key_reused"
+
+
+class SecretInInputError(InvalidRequestError):
+    """The input holds a secret (named by kind, never by value) and the category refuses it."""
+
+    code = "secret_in_input"
 
 
 class SpendCapError(JuryError):

@@ -38,6 +38,16 @@ JUDGE_FALLBACKS = Counter(
 QUORUM_FAILURES = Counter(
     "jury_quorum_failures_total", "Verdicts refused for no quorum.", ["panel"]
 )
+FAIL_OPEN = Counter(
+    "jury_fail_open_verdicts_total",
+    "Undecided verdicts answered with the category's fail-open option (never a real approval).",
+    ["category", "panel"],
+)
+REDACTED_SECRETS = Counter(
+    "jury_redacted_secrets_total",
+    "Requests whose input held a secret, by kind (redacted or refused).",
+    ["kind"],
+)
 HTTP_LATENCY = Histogram(
     "jury_http_request_duration_seconds",
     "HTTP request duration by route template.",

@@ -13,6 +13,7 @@ from app.deliberation.answers import JudgeAnswer, JurorAnswer
 from app.deliberation.calls import CallOutcome
 from app.deliberation.protocol import JurorTurn, Transcript
 from app.deliberation.schemas import (
+    Action,
     Baselines,
     Dissent,
     EscalateReason,
@@ -82,6 +83,9 @@ class Docket:
     # The approved verdict source of the category (a proposal may switch it by evidence).
     verdict_source: VerdictSource = "judge"
     risk: RiskBound | None = None
+    action: Action | None = None
+    # The kinds of secret redacted from the input before any model saw it.
+    redacted: tuple[str, ...] = ()
 
 
 def position_out(turn: JurorTurn) -> PositionOut:
@@ -323,6 +327,8 @@ def assemble(
         latency_ms=round(latency_ms, 3),
         weights_version=docket.weights_version,
         metadata=dict(docket.metadata),
+        action=docket.action,
+        redacted=list(docket.redacted),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,12 @@ EscalateReason = Literal[
     "unanimous_on_critical",
     "split_panel",
     "below_risk_threshold",
+    "fail_open",
 ]
+# The action's arguments, rendered as JSON to every juror: bounded so that one request cannot
+# fill a model's context, and shallow enough to read.
+MAX_ACTION_CHARS = 50_000
+MAX_ACTION_DEPTH = 8
 
 VerdictSource = Literal["judge", "weighted_vote"]
 """What gave the verdict: the judge, or the approved aggregation rule over the jurors' votes."""
@@ -32,6 +38,50 @@ def _utc(moment: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
+def _depth(value: Any) -> int:
+    """Return how deeply JSON containers nest in ``value`` (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+class Action(BaseModel):
+    """The tool call an agent is about to make: judged as untrusted material, never obeyed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = Field(min_length=1, max_length=200, description="The tool the agent will call.")
+    arguments: dict[str, Any] = Field(
+        default_factory=dict, description="The arguments it will pass (a JSON object)."
+    )
+
+    @field_validator("tool")
+    @classmethod
+    def _tool_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("tool must not be blank")
+        return value
+
+    @field_validator("arguments")
+    @classmethod
+    def _arguments_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        depth = _depth(value)
+        if depth > MAX_ACTION_DEPTH:
+            raise ValueError(f"nests {depth} levels deep; the limit is {MAX_ACTION_DEPTH}")
+        size = len(json.dumps(value, ensure_ascii=False, default=str))
+        if size > MAX_ACTION_CHARS:
+            raise ValueError(f"is {size} characters as JSON; the limit is {MAX_ACTION_CHARS}")
+        return value
+
+    def rendered(self) -> str:
+        """Return the action as the jurors read it: stable, indented JSON."""
+        return json.dumps(
+            self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False
+        )
+
+
 class VerdictRequest(BaseModel):
     """What an agent asks Jury to judge."""
 
@@ -39,6 +89,9 @@ class VerdictRequest(BaseModel):
 
     question: str = Field(min_length=1, description="The judgement to make.")
     context: str | None = Field(default=None, description="Material the jurors must read.")
+    action: Action | None = Field(
+        default=None, description="The tool call about to be made, judged as untrusted material."
+    )
     options: list[str] | None = Field(
         default=None, description="2 to 10 answer labels; the config's default (yes/no) if absent."
     )
@@ -248,6 +301,17 @@ class VerdictOut(BaseModel):
     latency_ms: float
     weights_version: int | None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    action: Action | None = None
+    redacted: list[str] = Field(
+        default_factory=list,
+        description="The kinds of secret replaced by [REDACTED:kind] before any model saw the "
+        "input (never the values).",
+    )
+    fail_mode: Literal["open"] | None = Field(
+        default=None,
+        description="'open': Jury could not decide (no quorum) and the category fails open; "
+        "this is the category's fail-open answer, not a deliberated verdict.",
+    )
 
     @model_validator(mode="after")
     def _verdict_is_an_option(self) -> VerdictOut:

@@ -8,14 +8,18 @@ decided now (200) or recorded and queued for a worker (202 with its ``Location``
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import anyio
 
 from app.core import metrics
 from app.core.config import JuryConfig
 from app.core.errors import NoQuorumError
-from app.deliberation.schemas import VerdictRequest
+from app.deliberation.schemas import VerdictOut, VerdictRequest
 from app.security.principal import Principal
 from app.security.ratelimit import RateLimiter
+from app.security.redaction import redacted_kinds, screen
+from app.verdicts.failmode import Undecided, fail_open
 from app.verdicts.idempotency import Claim, IdempotencyKeys, Reply
 from app.verdicts.jobs.queue import VerdictQueue
 from app.verdicts.service import VerdictService
@@ -104,8 +108,30 @@ class Intake:
             await self._queue.enqueue(accepted.id)
             headers = {"Location": accepted.location, "Preference-Applied": "respond-async"}
             return Reply(202, accepted.model_dump(mode="json"), headers)
-        verdict = await self._verdicts.decide(request, api_key_id=caller.key_id)
+        try:
+            verdict = await self._verdicts.decide(request, api_key_id=caller.key_id)
+        except NoQuorumError as exc:
+            opened = self._fail_open(request, exc)
+            if opened is None:
+                raise
+            verdict = opened
         return Reply(200, verdict.model_dump(mode="json", by_alias=True))
+
+    def _fail_open(self, request: VerdictRequest, error: NoQuorumError) -> VerdictOut | None:
+        """Return the category's labelled fail-open answer, or None if it fails closed."""
+        screened = screen(request, self._config.policy(request.category))
+        undecided = Undecided(
+            verdict_id=str(error.extra.get("id", "")),
+            created_at=datetime.now(UTC),
+            question=screened.question,
+            options=screened.options or self._config.protocol.default_options,
+            category=screened.category,
+            panel=screened.panel or self._config.default_panel,
+            detail=error.detail,
+            action=screened.action,
+            redacted=redacted_kinds(screened),
+        )
+        return fail_open(self._config, undecided)
 
     def _claim_ttl(self, request: VerdictRequest) -> float:
         return (request.deadline_s or self._config.protocol.deadline_s) + CLAIM_MARGIN_S

@@ -25,6 +25,7 @@ from app.deliberation.budget import RoundBudget
 from app.deliberation.prompts import Case
 from app.deliberation.protocol import Hearing
 from app.deliberation.schemas import VerdictRequest, VerdictSource
+from app.security.redaction import redacted_kinds, screen
 from app.verdicts.record.tables import Verdict
 
 
@@ -105,9 +106,13 @@ class VerdictPreparation:
     ) -> PreparedVerdict:
         """Check the request, seat the panel and read the trust settings in force.
 
-        Raises ``PayloadTooLargeError`` for an oversized field and ``InvalidRequestError``
-        for an unknown panel.
+        Secrets in the input are redacted first (``app.security.redaction``): the prepared
+        request, the one recorded and deliberated, holds only their placeholders.
+
+        Raises ``PayloadTooLargeError`` for an oversized field, ``InvalidRequestError``
+        for an unknown panel and ``SecretInInputError`` for a secret its category refuses.
         """
+        request = screen(request, self._config.policy(request.category))
         self._check_sizes(request)
         panel_name, panel = self._panel(request.panel)
         jurors, recused = self._seat(panel, request)
@@ -132,6 +137,8 @@ class VerdictPreparation:
             calibration=await self._calibration_of(request.category, version, judge),
             verdict_source=source,
             risk=risk,
+            action=request.action,
+            redacted=tuple(redacted_kinds(request)),
         )
         hearing = self._hearing(request, panel, jurors, None if judge_recused else judge, docket)
         return PreparedVerdict(
@@ -206,6 +213,7 @@ class VerdictPreparation:
                 context=request.context,
                 nonce=secrets.token_hex(6),
                 metadata=request.metadata,
+                action=request.action.rendered() if request.action is not None else None,
             ),
             jurors=tuple(jurors),
             judge=judge,

@@ -1,0 +1,200 @@
+"""Secrets never reach a model: canaries of each kind, grepped everywhere Jury writes or says.
+
+Each canary is a value of a real credential shape. After a verdict on input that holds them all,
+none appears in a prompt the scripted provider received, a database row, a log line, the metrics,
+a response or an error body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+from sqlalchemy import text
+
+from app.core.config import CategoryPolicy
+from app.core.db import create_engine
+from app.core.errors import SecretInInputError
+from app.deliberation.schemas import Action, VerdictRequest
+from app.security.redaction import redact_text, redacted_kinds, screen
+from tests.builders import (
+    RecordingHub,
+    app_client,
+    make_settings,
+    open_bench,
+    scripted_config,
+    step,
+)
+
+pytestmark = pytest.mark.anyio
+
+# Canaries by the kind their placeholder must name; none is a live credential.
+CANARIES = {
+    "aws_key": "AKIAZ7CANARY0AWS0KEY",
+    "github_token": "ghp_CanaryGitHubToken0000000000000000000",
+    "slack_token": "xoxb-1234567890-canaryslacktoken",
+    "stripe_key": "sk_live_CanaryStripeKey000000000",
+    "credential": "canary-dotenv-password-77",
+    "basic_auth": "canary-url-pass-88",
+    "private_key": "MIIEcanaryPrivateKeyBody99",
+}
+CONTEXT = f"""A committed .env file:
+DATABASE_PASSWORD={CANARIES["credential"]}
+AWS_ACCESS_KEY_ID={CANARIES["aws_key"]}
+SLACK={CANARIES["slack_token"]}
+replica: postgres://admin:{CANARIES["basic_auth"]}@db.internal:5432/app
+-----BEGIN RSA PRIVATE KEY-----
+{CANARIES["private_key"]}
+-----END RSA PRIVATE KEY-----
+"""
+ACTION = {
+    "tool": "deploy",
+    "arguments": {
+        "service": "billing",
+        "env": {"GITHUB_TOKEN": CANARIES["github_token"], "STRIPE": CANARIES["stripe_key"]},
+    },
+}
+
+
+def _request(**fields: Any) -> dict[str, Any]:
+    return {
+        "question": f"Deploy billing with key {CANARIES['aws_key']}?",
+        "context": CONTEXT,
+        "action": ACTION,
+        **fields,
+    }
+
+
+def _leaks(text_: str) -> list[str]:
+    return [kind for kind, value in CANARIES.items() if value in text_]
+
+
+def config(**categories: dict[str, Any]) -> Any:
+    return scripted_config(
+        jurors={"alpha": [step("approve")], "bravo": [step("approve")]},
+        max_rounds=1,
+        categories=categories,
+    )
+
+
+async def _database_text(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = []
+            for table in ("verdicts", "model_calls"):
+                result = await connection.execute(text(f"SELECT * FROM {table}"))
+                rows += [json.dumps(list(row), default=str) for row in result]
+    finally:
+        await engine.dispose()
+    return "\n".join(rows)
+
+
+def test_every_kind_is_replaced_by_its_placeholder() -> None:
+    redaction = redact_text(CONTEXT)
+
+    assert _leaks(redaction.text) == []
+    assert redaction.found == {"credential", "aws_key", "slack_token", "basic_auth", "private_key"}
+    assert "[REDACTED:private_key]" in redaction.text
+    assert "DATABASE_PASSWORD=[REDACTED:credential]" in redaction.text
+
+
+def test_redaction_is_idempotent_and_reads_its_kinds_back() -> None:
+    screened = screen(VerdictRequest.model_validate(_request()), CategoryPolicy())
+
+    assert screen(screened, CategoryPolicy()) == screened
+    assert redacted_kinds(screened) == sorted(CANARIES)
+    assert screened.action is not None
+    assert screened.action.arguments["service"] == "billing"
+
+
+def test_plain_material_is_left_alone() -> None:
+    diff = (
+        "commit 3f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39\n+ timeout = 30\n+ password_min_length: 12"
+    )
+
+    assert redact_text(diff).text == diff
+    assert redact_text(diff).found == frozenset()
+
+
+def test_a_refusing_category_names_kinds_and_fields_never_values() -> None:
+    request = VerdictRequest.model_validate(_request())
+
+    with pytest.raises(SecretInInputError) as raised:
+        screen(request, CategoryPolicy(secrets="refuse"))
+
+    body = raised.value.body()
+    assert body["error"] == "secret_in_input"
+    assert body["fields"] == ["action", "context", "question"]
+    assert body["kinds"] == sorted(CANARIES)
+    assert _leaks(json.dumps(body)) == []
+
+
+async def test_no_canary_reaches_a_prompt_the_database_logs_or_metrics(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cfg = config()
+    hub = RecordingHub(cfg)
+    async with open_bench(database_url, cfg, hub=hub) as bench:
+        verdict = await bench.service.decide(VerdictRequest.model_validate(_request()))
+
+    prompts = "\n".join(m.content for _, r in hub.requests for m in r.messages)
+    assert "[REDACTED:github_token]" in prompts
+    assert "[REDACTED:aws_key]" in prompts
+    assert _leaks(prompts) == []
+    assert verdict.redacted == sorted(CANARIES)
+    assert _leaks(verdict.model_dump_json()) == []
+    assert _leaks(await _database_text(database_url)) == []
+    assert _leaks(caplog.text) == []
+    assert _leaks(generate_latest().decode()) == []
+
+
+async def test_no_canary_in_http_answers_or_error_bodies(sqlite_database: str) -> None:
+    cfg = config(finance={"secrets": "refuse"})
+    async with app_client(make_settings(sqlite_database), cfg) as client:
+        answered = await client.post("/verdict", json=_request())
+        fetched = await client.get(f"/verdicts/{answered.json()['id']}")
+        refused = await client.post("/verdict", json=_request(category="finance"))
+        too_deep = await client.post(
+            "/verdict",
+            json=_request(action={"tool": "x", "arguments": _nested(CANARIES["aws_key"], 12)}),
+        )
+        wrong_type = await client.post(
+            "/verdict", json=_request(action={"tool": CANARIES["github_token"], "arguments": []})
+        )
+        metrics = await client.get("/metrics")
+
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["redacted"] == sorted(CANARIES)
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "secret_in_input"
+    assert too_deep.status_code == 422
+    assert wrong_type.status_code == 422
+    for response in (answered, fetched, refused, too_deep, wrong_type, metrics):
+        assert _leaks(response.text) == [], response.text
+    assert 'jury_redacted_secrets_total{kind="aws_key"}' in metrics.text
+
+
+def _nested(leaf: str, depth: int) -> dict[str, Any]:
+    value: Any = leaf
+    for _ in range(depth):
+        value = {"k": value}
+    return {"deep": value}
+
+
+def test_the_action_schema_is_the_one_jurors_read() -> None:
+    action = Action.model_validate(ACTION)
+
+    assert json.loads(action.rendered()) == ACTION
+
+
+async def test_responses_include_the_redacted_kinds_over_http_too(sqlite_database: str) -> None:
+    async with app_client(make_settings(sqlite_database), config()) as client:
+        clean = await client.post("/verdict", json={"question": "Proceed?"})
+
+    assert clean.status_code == 200
+    assert clean.json()["redacted"] == []
