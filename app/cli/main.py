@@ -15,6 +15,7 @@ from app.cli.bench import bench
 from app.cli.context import ConfigOption, console, errors, run_in_runtime, settings_for
 from app.cli.eval import eval_app
 from app.cli.keys import keys_app, serving_mode
+from app.cli.mcp import mcp
 from app.cli.trust import trust_app
 from app.core.errors import JuryError
 from app.deliberation.events import Event
@@ -29,6 +30,7 @@ app.add_typer(trust_app, name="trust")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 app.command()(bench)
+app.command()(mcp)
 
 _settings = settings_for
 _run = run_in_runtime

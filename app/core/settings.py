@@ -134,6 +134,14 @@ class Settings(BaseSettings):
         "/metrics counts requests by route and status, and a line per request costs CPU "
         "at hundreds of verdicts per second.",
     )
+    mcp_wait_s: float = Field(
+        default=45.0,
+        ge=0,
+        le=3600,
+        description="How long an MCP request_verdict or get_verdict waits for the verdict "
+        "before answering status 'pending' with its id: below the minute MCP clients give a "
+        "tool call. The deliberation goes on; get_verdict fetches it.",
+    )
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -11,6 +11,7 @@ from app.core.config import JuryConfig
 from app.core.heap import freeze_startup_heap
 from app.core.settings import Settings, get_settings
 from app.http import keys, ops, review, review_auth, trust, verdicts
+from app.http.mcp.server import BearerCallers, RuntimeRef, build_server
 from app.http.middleware import BodySizeLimit, RequestTiming, install_error_handlers
 from app.http.sessions import Sessions
 from app.runtime import open_runtime
@@ -19,13 +20,24 @@ from app.runtime import open_runtime
 def create_app(settings: Settings | None = None, *, config: JuryConfig | None = None) -> FastAPI:
     """Build the application; resources open in the lifespan, never at import time."""
     settings = settings or get_settings()
+    # The MCP endpoint shares the runtime: the same services, keys and roles as REST.
+    mcp_runtime = RuntimeRef()
+    mcp = build_server(mcp_runtime, BearerCallers(mcp_runtime))
+    mcp_routes = mcp.streamable_http_app(streamable_http_path="/mcp").routes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, config=config, run_queue=True) as runtime:
+        async with (
+            open_runtime(settings, config=config, run_queue=True) as runtime,
+            mcp.session_manager.run(),
+        ):
             app.state.runtime = runtime
+            mcp_runtime.set(runtime)
             freeze_startup_heap()
-            yield
+            try:
+                yield
+            finally:
+                mcp_runtime.set(None)
 
     app = FastAPI(
         title="Jury",
@@ -45,6 +57,7 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
     app.include_router(review.router)
     app.include_router(keys.router)
     app.include_router(ops.router)
+    app.router.routes.extend(mcp_routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTiming)
     return app

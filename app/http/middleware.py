@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,12 +26,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [_field_error(error) for error in exc.errors()]
-        detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        return JSONResponse(
-            status_code=422,
-            content={"error": "validation_error", "detail": detail, "fields": fields},
-        )
+        return JSONResponse(status_code=422, content=validation_body(exc.errors()))
+
+
+def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """Return the 422 body for validation errors: each field and message, never the input."""
+    fields = [_field_error(error) for error in errors]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return {"error": "validation_error", "detail": detail, "fields": fields}
 
 
 def _field_error(error: Any) -> dict[str, str]:

@@ -80,7 +80,11 @@ def resolve_actor(request: Request, claimed: str) -> str:
     carried a key, whatever the body claims; in local mode (no key exists) the name the body
     gives.
     """
-    principal: Principal | None = getattr(request.state, "principal", None)
+    return actor_for(getattr(request.state, "principal", None), claimed)
+
+
+def actor_for(principal: Principal | None, claimed: str) -> str:
+    """Return the key's name when the caller presented one, else the name it claims."""
     if principal is not None and principal.authenticated:
         return principal.name
     return claimed

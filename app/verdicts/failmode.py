@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.core import metrics
-from app.core.config import JuryConfig
+from app.core.config import NO_JUDGE, JuryConfig
 from app.deliberation.schemas import (
     Action,
     Baselines,
@@ -76,9 +76,9 @@ def fail_open(config: JuryConfig, undecided: Undecided) -> VerdictOut | None:
             round1_majority=None, final_majority=None, weighted_vote=None, judge=None
         ),
         judge=JudgeOut(
-            name=judge.name,
-            model=judge.model,
-            family=judge.family,
+            name=judge.name if judge else NO_JUDGE,
+            model=judge.model if judge else NO_JUDGE,
+            family=judge.family if judge else NO_JUDGE,
             verdict=None,
             confidence=None,
             disagreement=None,

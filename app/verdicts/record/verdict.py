@@ -127,8 +127,7 @@ class VerdictRecord:
         }
         await self.calls.flush()
         await self._finish(statements.ended(self._hold, "no_quorum", error=body, at=_now()))
-        detail = f"only {exc.valid} juror(s) gave a valid position; the quorum is {exc.quorum}"
-        return NoQuorumError(detail, **body)
+        return no_quorum_error(body)
 
     async def _finish(self, change: Change, *, rows: Sequence[Row] = ()) -> None:
         """Record a verdict's end (with ``rows``, in one unit); raise the hold's ``lost``
@@ -147,3 +146,12 @@ class VerdictRecord:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def no_quorum_error(body: dict[str, Any]) -> NoQuorumError:
+    """Return the error a verdict recorded as ``no_quorum`` answers, from its recorded body."""
+    detail = (
+        f"only {body.get('valid')} juror(s) gave a valid position; "
+        f"the quorum is {body.get('quorum')}"
+    )
+    return NoQuorumError(detail, **body)
