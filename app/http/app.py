@@ -11,7 +11,7 @@ from app.core.config import JuryConfig
 from app.core.heap import freeze_startup_heap
 from app.core.settings import Settings, get_settings
 from app.http import keys, ops, review, review_auth, trust, verdicts
-from app.http.mcp.server import BearerCallers, RuntimeRef, build_server
+from app.http.mcp.server import BearerCallers, RuntimeRef, build_server, http_routes
 from app.http.middleware import BodySizeLimit, RequestTiming, install_error_handlers
 from app.http.sessions import Sessions
 from app.runtime import open_runtime
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
     # The MCP endpoint shares the runtime: the same services, keys and roles as REST.
     mcp_runtime = RuntimeRef()
     mcp = build_server(mcp_runtime, BearerCallers(mcp_runtime))
-    mcp_routes = mcp.streamable_http_app(streamable_http_path="/mcp").routes
+    mcp_routes = http_routes(mcp, allowed_hosts=settings.allowed_hosts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

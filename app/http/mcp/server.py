@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, Protocol
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, ValidationError
+from starlette.routing import BaseRoute
 
 from app.core.errors import JuryError
 from app.http.mcp.schemas import (
@@ -228,6 +230,23 @@ class ArgumentCheck:
                 except ValidationError as exc:
                     return error_result(validation_body(exc.errors()))
         return await call_next(ctx)
+
+
+def http_routes(server: MCPServer, *, allowed_hosts: Sequence[str]) -> list[BaseRoute]:
+    """Return the route that serves ``server`` over streamable HTTP at ``/mcp``.
+
+    The SDK's DNS-rebinding guard admits the same host names as the review pages
+    (``JURY_ALLOWED_HOSTS``, any port); ``*`` admits every name, as it does there.
+    """
+    if "*" in allowed_hosts:
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    else:
+        names = [f"[{name}]" if ":" in name else name for name in allowed_hosts]
+        hosts = [pattern for name in names for pattern in (name, f"{name}:*")]
+        origins = [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
+        security = TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
+    app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+    return list(app.routes)
 
 
 def _reporter(ctx: AnyContext) -> Report:
