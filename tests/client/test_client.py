@@ -17,7 +17,6 @@ from app.core import errors as server_errors
 from app.core.config import JuryConfig, load_config
 from app.core.db import create_engine
 from app.http.app import create_app
-from app.verdicts.record.verdict import ClaimLostError
 from tests.builders import SCRIPTED_CONFIG, make_settings, scripted_config, step
 from tests.mcp.test_mcp import serving_http
 
@@ -117,7 +116,7 @@ async def test_errors_are_the_servers_tree(sqlite_database: str) -> None:
 def test_every_server_error_code_has_its_client_type() -> None:
     server = {
         cls.code
-        for cls in (*vars(server_errors).values(), ClaimLostError)
+        for cls in vars(server_errors).values()
         if isinstance(cls, type) and issubclass(cls, server_errors.JuryError)
     }
     assert server - {"internal_error", "config_error"} <= set(BY_CODE)
