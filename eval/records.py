@@ -58,6 +58,9 @@ class ItemResult(BaseModel):
     error: str | None = None
     judge: str | None = None
     judge_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    raw_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    verdict_source: str | None = None
+    risk_covered: bool | None = None
     round1_majority: str | None = None
     final_majority: str | None = None
     weighted_vote: str | None = None

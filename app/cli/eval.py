@@ -109,6 +109,50 @@ def run(
     )
 
 
+@eval_app.command("loop")
+def loop(
+    dataset: Annotated[Path, typer.Option(help="Labelled JSONL dataset.", exists=True)],
+    out: Annotated[Path, typer.Option(help="Report folder (loop.md, loop.json, train/, test/).")],
+    config: ConfigOption = None,
+    panel: Annotated[str | None, typer.Option(help="Named panel from the config.")] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+    split_ratio: Annotated[float, typer.Option(help="Share of records in train.")] = 0.5,
+    concurrency: Annotated[int, typer.Option(help="Items deliberated at once.")] = 8,
+) -> None:
+    """Record outcomes on train, propose, approve, score test, and write the loop report.
+
+    The loop keeps its own record, a fresh SQLite file in ``out`` (replaced on each run), so
+    that only its own train outcomes shape the proposal.
+    """
+    from eval.loop import LoopPlan, run_loop
+
+    if not 0.0 < split_ratio < 1.0:
+        raise typer.BadParameter("must lie strictly between 0 and 1", param_hint="--split-ratio")
+    out.mkdir(parents=True, exist_ok=True)
+    database = out / "loop.db"
+    database.unlink(missing_ok=True)
+    for side in ("train", "test"):
+        (out / side / "results.jsonl").unlink(missing_ok=True)
+    settings = settings_for(config).model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{database.resolve()}"}
+    )
+    plan = LoopPlan(
+        dataset=dataset,
+        out=out,
+        panel=panel,
+        split_seed=split_seed,
+        split_ratio=split_ratio,
+        concurrency=concurrency,
+        command=shlex.join(["jury", *sys.argv[1:]]),
+    )
+
+    async def work(runtime: Runtime) -> dict[str, object]:
+        return await run_loop(runtime, plan, _outcome_writer(runtime))
+
+    report = run_in_runtime(settings, work)
+    console.print(f"served accuracy on test {report['served_accuracy']}; report in {out}/loop.md")
+
+
 @eval_app.command("compare")
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders holding report.json.")],

@@ -23,7 +23,7 @@ from app.trust.calibration import CalibrationMap, fit_calibration
 from app.trust.records import OutcomeRecord
 from app.trust.risk import RiskThreshold, fixed_sequence_threshold
 from app.trust.scoring import expected_calibration_error
-from app.trust.selection import Case, CategorySelection, select_rule
+from app.trust.selection import Case, CategorySelection, score, select_rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +69,58 @@ def cases_of(records: Sequence[OutcomeRecord], jurors: Mapping[str, str]) -> lis
     return cases
 
 
-def _by_category(
-    records: Sequence[OutcomeRecord], jurors: Mapping[str, str]
-) -> dict[str, list[Case]]:
-    grouped: dict[str, list[Case]] = {ALL_CATEGORIES: cases_of(records, jurors)}
-    for category in sorted({r.category for r in records}):
-        grouped[category] = cases_of([r for r in records if r.category == category], jurors)
-    return grouped
+def _pooled(records: Sequence[OutcomeRecord], jurors: Mapping[str, str]) -> list[tuple[str, Case]]:
+    """Return every record's (category, case), in record order."""
+    pairs = []
+    for record in records:
+        cases = cases_of([record], jurors)
+        if cases:
+            pairs.append((record.category, cases[0]))
+    return pairs
+
+
+def _defer_to_pooled(
+    own: CategorySelection, pooled: CategorySelection, indices: Sequence[int]
+) -> CategorySelection:
+    """Keep a category's own rule only where it beats the "*" rule on its held-out items.
+
+    A small category picks its best rule from few outcomes, and noise can crown a juror that
+    only looks best there; the "*" rule, scored held-out on the same items, is the candidate
+    it must beat (ties go to "*": fewer choices learned from less).
+    """
+    held = tuple(pooled.held_out[i] for i in indices)
+    right = sum(hit for _, hit in held)
+    rule = f"global:{pooled.chosen}"
+    row = score(rule, right, len(indices))
+    candidates = (*own.candidates, row)
+    if sum(hit for _, hit in own.held_out) > right:
+        return own.model_copy(update={"candidates": candidates})
+    return own.model_copy(
+        update={
+            "candidates": candidates,
+            "chosen": rule,
+            "verdict_source": pooled.verdict_source,
+            "weights": dict(pooled.weights),
+            "held_out": held,
+        }
+    )
+
+
+def _selections(
+    records: Sequence[OutcomeRecord], jurors: Mapping[str, str], min_evidence: int
+) -> dict[str, CategorySelection]:
+    pairs = _pooled(records, jurors)
+    if len(pairs) < max(min_evidence, 2):
+        return {}
+    pooled = select_rule(ALL_CATEGORIES, [case for _, case in pairs])
+    selections = {ALL_CATEGORIES: pooled}
+    for category in sorted({c for c, _ in pairs}):
+        indices = [i for i, (c, _) in enumerate(pairs) if c == category]
+        if len(indices) < max(min_evidence, 2):
+            continue
+        own = select_rule(category, [pairs[i][1] for i in indices])
+        selections[category] = _defer_to_pooled(own, pooled, indices)
+    return selections
 
 
 def choose_rules(
@@ -89,10 +134,7 @@ def choose_rules(
 ) -> RuleChoice:
     """Choose every category's rule where it has ``min_evidence`` outcomes (and "*")."""
     choice = RuleChoice()
-    for category, cases in _by_category(records, jurors).items():
-        if len(cases) < max(min_evidence, 2):
-            continue
-        selection = select_rule(category, cases)
+    for category, selection in _selections(records, jurors, min_evidence).items():
         policy = config.policy(None if category == ALL_CATEGORIES else category)
         fitted: CalibrationMap | None = None
         if selection.verdict_source == "weighted_vote":

@@ -84,3 +84,53 @@ def test_never_below_the_best_single_juror() -> None:
     chosen = scores[selection.chosen]
     assert chosen >= max(v for r, v in scores.items() if r.startswith("single:"))
     assert scores["majority"] < scores["single:x"]
+
+
+def test_a_category_keeps_its_own_rule_only_if_it_beats_the_pooled_one() -> None:
+    from app.core.config import JuryConfig
+    from app.trust.choice import choose_rules
+    from app.trust.records import JurorRecord, OutcomeRecord
+
+    def record(i: int, category: str, x_right: bool, y_right: bool) -> OutcomeRecord:
+        correct = "A"
+        return OutcomeRecord(
+            verdict_id=f"{category}-{i}",
+            category=category,
+            options=OPTIONS,
+            correct=correct,
+            jurors=(
+                JurorRecord(name="x", model="m", final_position="A" if x_right else "B"),
+                JurorRecord(name="y", model="m", final_position="A" if y_right else "B"),
+            ),
+        )
+
+    # "big": x right always, y right half the time. "odd": y right always, x never.
+    records = [record(i, "big", True, i % 2 == 0) for i in range(60)]
+    records += [record(i, "odd", False, True) for i in range(40)]
+    config = JuryConfig.model_validate(
+        {
+            "jurors": [
+                {"name": "x", "model": "scripted", "family": "f1", "script": {"rounds": [{}]}},
+                {"name": "y", "model": "scripted", "family": "f2", "script": {"rounds": [{}]}},
+            ],
+            "panels": {"default": {"jurors": ["x", "y"], "judge": "none"}},
+        }
+    )
+
+    choice = choose_rules(
+        records,
+        config,
+        jurors={"x": "m", "y": "m"},
+        min_evidence=30,
+        calibration_min_evidence=50,
+        active_maps={},
+    )
+
+    # Pooled, y is right 70 of 100 and x 60: "*" trusts y. On "odd" that ties y's own
+    # record (40 of 40), so "odd" defers to "*"; on "big" x (60 of 60) beats it (30 of 60).
+    assert choice.selections["*"].chosen == "single:y"
+    assert choice.selections["odd"].chosen == "global:single:y"
+    assert choice.selections["big"].chosen == "single:x"
+    rows = {c.rule: c.correct for c in choice.selections["big"].candidates}
+    assert (rows["global:single:y"], rows["single:x"]) == (30, 60)
+    assert choice.rules["big"]["rule"] == "single:x"
