@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -43,24 +42,20 @@ def serve(
         str, typer.Option(help="Interface to bind; loopback only while no API key exists.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="Server processes on one socket; above 1 needs JURY_REDIS_URL.")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API; on shutdown, verdicts in progress get JURY_SHUTDOWN_GRACE_S to end."""
-    import uvicorn
-
-    from app.http.app import create_app
+    from app.cli.serve import run_server
 
     settings = _settings(config)
     console.print(serving_mode(settings, host))
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=settings.access_log,
-        # Requests still running after the grace are cancelled: their verdicts are recorded
-        # as interrupted before the lifespan closes the database.
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
-    )
+    try:
+        run_server(settings, host=host, port=port, workers=workers)
+    except JuryError as exc:
+        errors.print(f"[bold red]{exc.code}[/]: {exc.detail}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
