@@ -37,8 +37,17 @@ def bench(
         bool | None,
         typer.Option(help="Also run the other transport at 50 v/s (default: not with --quick)."),
     ] = None,
+    workers: Annotated[
+        bool, typer.Option(help="Sweep `jury serve --workers 1` and `--workers 2` on Redis.")
+    ] = True,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="JURY_REDIS_URL", help="Redis of the workers phase (none: it is skipped)."
+        ),
+    ] = None,
 ) -> None:
-    """Measure Jury's overhead on a fake upstream: rates, ceiling, critical path, baselines."""
+    """Measure Jury's overhead on a fake upstream: rates, ceiling, workers, floor, baselines."""
     import time
 
     from eval.perf.bench import BenchOptions, run_bench
@@ -50,6 +59,8 @@ def bench(
         "soak_s": soak_s,
         "soak_rate": soak_rate,
         "transport": transport,
+        "compare_workers": workers,
+        "redis_url": redis_url,
     }
     if proxy is not None:
         overrides["proxy"] = proxy

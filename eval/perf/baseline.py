@@ -1,12 +1,15 @@
 """The same 7 upstream calls as one benchmark verdict, without Jury: what a script would pay.
 
-``litellm``: one script calls ``litellm.acompletion`` directly (round 1: three jurors at once;
-round 2: three rebuttals at once; then the judge), with Jury's own prompts, response format and
-call arguments. ``proxy``: the same calls as plain OpenAI-compatible requests through a LiteLLM
-proxy on loopback. Each "verdict" is sent open-loop at the benchmark's rate; the result is
-printed as JSON on stdout for ``jury bench`` to read.
+``floor``: the least any service could spend on them, no framework: the 7 calls as plain
+OpenAI-compatible requests from one shared aiohttp session (the bodies Jury's
+``openai_compatible`` transport sends), then one row inserted into a SQLite file through
+aiosqlite. ``litellm``: one script calls ``litellm.acompletion`` directly (round 1: three
+jurors at once; round 2: three rebuttals at once; then the judge), with Jury's own prompts,
+response format and call arguments. ``proxy``: the same calls as plain OpenAI-compatible
+requests through a LiteLLM proxy on loopback. Each "verdict" is sent open-loop at the
+benchmark's rate; the result is printed as JSON on stdout for ``jury bench`` to read.
 
-    python -m eval.perf.baseline --target litellm --api-base http://127.0.0.1:18471/v1 \\
+    python -m eval.perf.baseline --target floor --api-base http://127.0.0.1:18471/v1 \\
         --rate 50 --duration 5
 """
 
@@ -23,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
+import aiosqlite
 
 from app.deliberation import prompts
 from app.deliberation.answers import (
@@ -42,6 +46,9 @@ OPTIONS: tuple[str, ...] = tuple(REQUEST_BODY["options"])
 
 # (model alias, messages, schema name, schema) -> (latency in ms, the parsed answer)
 Call = Callable[[str, tuple[Message, ...], str, dict[str, Any]], Awaitable[tuple[float, Any]]]
+# Stores a finished verdict (its id and its answer as JSON), the floor's one row insert.
+Record = Callable[[str, str], Awaitable[None]]
+FLOOR_TABLE = "CREATE TABLE IF NOT EXISTS verdict (id TEXT PRIMARY KEY, answer TEXT NOT NULL)"
 
 
 def _format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +117,41 @@ def proxy_call(session: aiohttp.ClientSession, base_url: str) -> Call:
     return call
 
 
+def floor_call(session: aiohttp.ClientSession, api_base: str) -> Call:
+    """Return a bare OpenAI-compatible call: one POST on a shared session, the body parsed."""
+    url = f"{api_base.rstrip('/')}/chat/completions"
+    headers = {"Authorization": "Bearer bench-no-key", "Content-Type": "application/json"}
+
+    async def call(
+        model: str, messages: tuple[Message, ...], name: str, schema: dict[str, Any]
+    ) -> tuple[float, Any]:
+        started = time.perf_counter()
+        body = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": 300,
+            "temperature": 0.0,
+            "response_format": _format(name, schema),
+        }
+        async with session.post(url, data=json.dumps(body).encode(), headers=headers) as response:
+            response.raise_for_status()
+            data = json.loads(await response.read())
+        answer = json.loads(data["choices"][0]["message"]["content"])
+        return (time.perf_counter() - started) * 1000, answer
+
+    return call
+
+
+def floor_record(database: aiosqlite.Connection) -> Record:
+    """Return the floor's write: one row per verdict, committed before the verdict returns."""
+
+    async def record(verdict_id: str, answer: str) -> None:
+        await database.execute("INSERT INTO verdict VALUES (?, ?)", (verdict_id, answer))
+        await database.commit()
+
+    return record
+
+
 def _argument(label: str, answer: dict[str, Any]) -> prompts.Argument:
     return prompts.Argument(
         label=label,
@@ -119,8 +161,11 @@ def _argument(label: str, answer: dict[str, Any]) -> prompts.Argument:
     )
 
 
-async def one_verdict(call: Call) -> Outcome:
-    """Make the verdict's 7 calls: 3 jurors, 3 rebuttals, the judge; return the critical path."""
+async def one_verdict(call: Call, record: Record | None = None) -> Outcome:
+    """Make the verdict's 7 calls: 3 jurors, 3 rebuttals, the judge; return the critical path.
+
+    With ``record``, the judge's answer is stored before the verdict counts as done.
+    """
     case = prompts.Case(
         question=str(REQUEST_BODY["question"]),
         options=OPTIONS,
@@ -147,27 +192,37 @@ async def one_verdict(call: Call) -> Outcome:
         [_argument(f"Juror {label}", answer) for label, (_, answer) in zip("ABC", r, strict=True)]
         for r in (first, second)
     ]
-    judge_ms, _ = await call(
+    judge_ms, judged = await call(
         JUDGE, prompts.judge_call(case, rounds), JUDGE_SCHEMA_NAME, judge_schema(OPTIONS)
     )
+    if record is not None:
+        await record(case.nonce, json.dumps(judged))
     path = max(ms for ms, _ in first) + max(ms for ms, _ in second) + judge_ms
     return Outcome(ok=True, critical_path_ms=path, calls=7)
 
 
 async def run(
-    target: str, api_base: str, rate: float, duration_s: float, drain_s: float = 60.0
+    target: str,
+    api_base: str,
+    rate: float,
+    duration_s: float,
+    drain_s: float = 60.0,
+    database: str | None = None,
 ) -> dict[str, Any]:
     """Warm up, then drive the calls open-loop and return the samples and the CPU spent."""
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=1024, keepalive_timeout=KEEPALIVE_S),
         timeout=aiohttp.ClientTimeout(total=120),
     )
-    call = litellm_call(api_base) if target == "litellm" else proxy_call(session, api_base)
-    async with session:
-        await open_loop(lambda: one_verdict(call), rate=5, duration_s=1, drain_s=30)
+    call = _call_for(target, session, api_base)
+    async with session, aiosqlite.connect(database or ":memory:") as db:
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(FLOOR_TABLE)
+        record = floor_record(db) if target == "floor" else None
+        await open_loop(lambda: one_verdict(call, record), rate=5, duration_s=1, drain_s=30)
         cpu_before = cpu_seconds(os.getpid())
         step = await open_loop(
-            lambda: one_verdict(call), rate=rate, duration_s=duration_s, drain_s=drain_s
+            lambda: one_verdict(call, record), rate=rate, duration_s=duration_s, drain_s=drain_s
         )
         cpu = cpu_seconds(os.getpid()) - cpu_before
     return {
@@ -190,19 +245,32 @@ async def run(
     }
 
 
+def _call_for(target: str, session: aiohttp.ClientSession, api_base: str) -> Call:
+    if target == "litellm":
+        return litellm_call(api_base)
+    if target == "floor":
+        return floor_call(session, api_base)
+    return proxy_call(session, api_base)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run one baseline step and print its JSON."""
     parser = argparse.ArgumentParser(description="The benchmark's calls without Jury.")
-    parser.add_argument("--target", choices=["litellm", "proxy"], required=True)
+    parser.add_argument("--target", choices=["floor", "litellm", "proxy"], required=True)
     parser.add_argument("--api-base", required=True)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--drain", type=float, default=60.0)
+    parser.add_argument("--database", help="The floor's SQLite file (default: in memory).")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
 
     async def work() -> None:
-        result.update(await run(args.target, args.api_base, args.rate, args.duration, args.drain))
+        result.update(
+            await run(
+                args.target, args.api_base, args.rate, args.duration, args.drain, args.database
+            )
+        )
 
     run_fast(work())
     json.dump(result, sys.stdout)

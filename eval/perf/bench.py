@@ -9,8 +9,14 @@ open-loop load generator in this process. The phases:
 2. **ceiling**: the highest rate whose overhead p99 stays under 50 ms with no error;
 3. **critical path**: with ~1 s jurors, verdict latency over the recorded critical path;
 4. **soak** (optional): half the ceiling for a while, RSS sampled every second, its slope;
-5. **baselines**: the same 7 calls without Jury: plain litellm from one script, and through
-   a LiteLLM proxy on loopback (installed on the fly by ``uv``; skipped with a reason if not).
+5. **workers**: ``jury serve --workers 1`` and ``--workers 2``, both on the same Redis (more
+   than one worker needs it), each swept over ``worker_rates`` for its ceiling; the ratio of
+   the two ceilings is how Jury scales with cores (skipped without a Redis URL);
+6. **baselines** (``eval/perf/without_jury.py``): the same 7 calls without Jury: the floor
+   (bare aiohttp and one row insert), plain litellm from one script, and through a LiteLLM
+   proxy on loopback.
+
+The server's CPU and memory are those of its whole process tree (its workers included).
 """
 
 from __future__ import annotations
@@ -18,12 +24,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,13 +38,13 @@ import yaml
 
 from eval.perf import procs
 from eval.perf.loadgen import Step, client_for, open_loop, verdict_sender
-from eval.perf.report import baseline_report, render_markdown, step_report, summarize_results
-from eval.perf.stats import slope_per_minute, summarize
+from eval.perf.report import render_markdown, step_report, summarize_results, workers_summary
+from eval.perf.stats import per_verdict_ms, slope_per_minute, summarize
 from eval.perf.upstream import run_fast
+from eval.perf.without_jury import run_baselines
 
 PERF_DIR = Path(__file__).resolve().parent
 BENCH_CONFIG = PERF_DIR / "bench.yaml"
-PROXY_REQUIREMENT = "litellm[proxy]==1.106.2"
 OVERHEAD_P99_LIMIT_MS = 50.0
 CALLS_PER_VERDICT_ROUNDS = 3  # upstream latencies on the critical path: round 1, round 2, judge
 
@@ -68,6 +73,10 @@ class BenchOptions:
     compare_transports: bool = True
     # How long a step waits for its last answers; what is still out then counts as errors.
     drain_s: float = 30.0
+    # The workers phase: 1 and 2 workers on this Redis (None: the phase is skipped).
+    redis_url: str | None = None
+    compare_workers: bool = True
+    worker_rates: tuple[float, ...] = (25, 50, 75, 100, 125, 150, 200, 250, 300)
 
     @classmethod
     def quick_run(cls, out: Path, **overrides: Any) -> BenchOptions:
@@ -82,9 +91,26 @@ class BenchOptions:
             "proxy": False,
             "compare_transports": False,
             "low_rate": 0.0,
+            "worker_rates": (25, 50, 75, 100, 150, 200),
             **overrides,
         }
         return cls(out=out, **values)
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """How one ``jury serve`` of the run is started."""
+
+    transport: str
+    workers: int = 1
+    redis_url: str = ""  # empty: no Redis, the in-process equivalents
+
+    @property
+    def label(self) -> str:
+        """Return the name of its folder and log."""
+        if self.workers == 1 and not self.redis_url:
+            return self.transport
+        return f"{self.transport}-{self.workers}-workers"
 
 
 @dataclass(slots=True)
@@ -120,15 +146,17 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         with procs.running(upstream):
             upstream_url = f"http://127.0.0.1:{upstream_port}"
             procs.wait_healthy(upstream, f"{upstream_url}/health")
-            jury = _run_jury(options, Path(tmp), upstream, upstream_url, options.transport)
+            fake = (upstream, upstream_url)
+            jury = _run_jury(options, Path(tmp), fake, Server(options.transport), _drive)
             if options.compare_transports:
                 other = "litellm" if options.transport != "litellm" else "openai_compatible"
-                compared = _run_jury(options, Path(tmp), upstream, upstream_url, other, sweep=False)
+                compared = _run_jury(options, Path(tmp), fake, Server(other), _one_step)
                 jury["transport_comparison"] = {
                     options.transport: _step_at(jury.get("steps", []), options.baseline_rate),
                     other: compared.get("steps", [None])[0],
                 }
-            baselines = _run_baselines(options, Path(tmp), upstream_url)
+            jury["workers"] = _compare_workers(options, Path(tmp), fake)
+            baselines = run_baselines(options, Path(tmp), upstream_url)
     results = summarize_results(
         jury,
         baselines,
@@ -167,37 +195,59 @@ def write_config(folder: Path, upstream_url: str, transport: str) -> Path:
 def _run_jury(
     options: BenchOptions,
     tmp: Path,
-    upstream: procs.Managed,
-    upstream_url: str,
-    transport: str,
-    *,
-    sweep: bool = True,
+    upstream: tuple[procs.Managed, str],
+    serve: Server,
+    phases: Callable[[Context], Awaitable[None]],
 ) -> dict[str, Any]:
-    """Serve Jury through ``transport`` on a fresh database; run every phase, or one step."""
-    folder = tmp / transport
+    """Start ``serve`` on a fresh database, run ``phases`` against it, return what they found.
+
+    ``upstream``: the fake upstream's process and its URL.
+    """
+    folder = tmp / serve.label
     folder.mkdir()
-    config = write_config(folder, upstream_url, transport)
+    upstream_process, upstream_url = upstream
+    config = write_config(folder, upstream_url, serve.transport)
     port = procs.free_port()
     env = {
         "JURY_CONFIG": str(config),
         "JURY_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'jury.db'}",
         "JURY_REQUIRE_API_KEYS": "false",
         "JURY_SHUTDOWN_GRACE_S": "5",
+        "JURY_REDIS_URL": serve.redis_url,
+        # The bench's progress events need not outlive it in someone's Redis.
+        "JURY_EVENTS_TTL_S": "60",
     }
+    argv = ["serve", "--config", str(config), "--port", str(port)]
     server = procs.start(
         "jury serve",
-        procs.jury_command("serve", "--config", str(config), "--port", str(port)),
-        log=options.out / f"server-{transport}.log",
+        procs.jury_command(*argv, "--workers", str(serve.workers)),
+        log=options.out / f"server-{serve.label}.log",
         env=env,
     )
     with procs.running(server):
         jury_url = f"http://127.0.0.1:{port}"
-        procs.wait_healthy(server, f"{jury_url}/healthz")
-        context = Context(options, upstream_url, upstream.pid, jury_url, server)
-        run_fast(_drive(context) if sweep else _one_step(context, options.baseline_rate))
-        _, peak = procs.memory_mb(server.pid)
+        # Spawned workers import everything again: minutes on a loaded 2-core machine.
+        procs.wait_healthy(server, f"{jury_url}/healthz", timeout_s=600)
+        context = Context(options, upstream_url, upstream_process.pid, jury_url, server)
+        run_fast(phases(context))
+        _, peak = procs.tree_memory_mb(server.pid)
         context.results["peak_rss_mb"] = round(peak, 1)
     return context.results
+
+
+def _compare_workers(
+    options: BenchOptions, tmp: Path, upstream: tuple[procs.Managed, str]
+) -> dict[str, Any] | None:
+    """Sweep 1 and 2 workers on the same Redis; return each ceiling and their ratio."""
+    if not options.compare_workers:
+        return None
+    if not options.redis_url:
+        return {"skipped": "no Redis URL (--redis-url or JURY_REDIS_URL): 2 workers need one"}
+    runs: dict[str, Any] = {}
+    for workers in (1, 2):
+        serve = Server(options.transport, workers=workers, redis_url=options.redis_url)
+        runs[str(workers)] = _run_jury(options, tmp, upstream, serve, _worker_sweep)
+    return workers_summary(runs)
 
 
 async def _drive(context: Context) -> None:
@@ -219,6 +269,18 @@ async def _drive(context: Context) -> None:
             context.results["soak"] = await _soak(context, send, rate=soak_rate)
 
 
+async def _worker_sweep(context: Context) -> None:
+    """Warm up, then sweep the worker rates for this server's ceiling."""
+    async with client_for(context.jury_url) as client:
+        send = verdict_sender(client, "/verdict")
+        await _set_latency(context, context.options.latency_ms, "fixed")
+        await open_loop(send, rate=10, duration_s=2 if context.options.quick else 4, drain_s=30)
+        await _settle(context.server.pid)
+        steps = await _sweep(context, send, context.options.worker_rates)
+        context.results["steps"] = steps
+        context.results["ceiling_vps"] = max((s["rate"] for s in steps if s["pass"]), default=None)
+
+
 def _half_of_sustained(steps: list[dict[str, Any]], ceiling: float | None) -> float | None:
     """Return half the ceiling, or, with none, half the highest rate served without error."""
     if ceiling:
@@ -229,8 +291,9 @@ def _half_of_sustained(steps: list[dict[str, Any]], ceiling: float | None) -> fl
     return max(served) / 2 if served else None
 
 
-async def _one_step(context: Context, rate: float) -> None:
-    """Warm up, then measure a single rate (the transport comparison)."""
+async def _one_step(context: Context) -> None:
+    """Warm up, then measure the headline rate alone (the transport comparison)."""
+    rate = context.options.baseline_rate
     async with client_for(context.jury_url) as client:
         send = verdict_sender(client, "/verdict")
         await _set_latency(context, context.options.latency_ms, "fixed")
@@ -243,12 +306,14 @@ def _step_at(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
     return next((s for s in steps if s["rate"] == rate), None)
 
 
-async def _sweep(context: Context, send: Any) -> list[dict[str, Any]]:
+async def _sweep(
+    context: Context, send: Any, rates: tuple[float, ...] | None = None
+) -> list[dict[str, Any]]:
     """Run the rate steps up to two failures in a row; refine between a pass and a fail."""
     options = context.options
     steps: list[dict[str, Any]] = []
     failures_in_a_row = 0
-    for rate in sorted(options.rates):
+    for rate in sorted(rates or options.rates):
         # The headline rate is always measured; above it, two failures in a row end the climb.
         if failures_in_a_row >= 2 and rate > options.baseline_rate:
             break
@@ -273,17 +338,17 @@ async def _measured_step(context: Context, send: Any, rate: float) -> dict[str, 
     """Drive one rate and return its report; wait for the server to go idle afterwards."""
     pid = context.server.pid
     others = (os.getpid(), context.upstream_pid)
-    cpu_before = procs.cpu_seconds(pid)
+    cpu_before = procs.tree_cpu_seconds(pid)
     others_before = [procs.cpu_seconds(p) for p in others]
     options = context.options
     step: Step = await open_loop(
         send, rate=rate, duration_s=options.step_s, drain_s=options.drain_s
     )
-    cpu = procs.cpu_seconds(pid) - cpu_before
+    cpu = procs.tree_cpu_seconds(pid) - cpu_before
     client_cpu, upstream_cpu = (
         procs.cpu_seconds(p) - before for p, before in zip(others, others_before, strict=True)
     )
-    rss, peak = procs.memory_mb(pid)
+    rss, peak = procs.tree_memory_mb(pid)
     report = step_report(
         step,
         cpu_s=cpu,
@@ -294,8 +359,8 @@ async def _measured_step(context: Context, send: Any, rate: float) -> dict[str, 
         limit_ms=OVERHEAD_P99_LIMIT_MS,
     )
     completed = report["completed"]
-    report["client_cpu_ms_per_verdict"] = _per_verdict(client_cpu, completed)
-    report["upstream_cpu_ms_per_verdict"] = _per_verdict(upstream_cpu, completed)
+    report["client_cpu_ms_per_verdict"] = per_verdict_ms(client_cpu, completed)
+    report["upstream_cpu_ms_per_verdict"] = per_verdict_ms(upstream_cpu, completed)
     print(_step_line(report), file=sys.stderr, flush=True)
     await _settle(pid)
     return report
@@ -335,7 +400,7 @@ async def _soak(context: Context, send: Any, *, rate: float) -> dict[str, Any]:
 
     async def sample() -> None:
         while True:
-            points.append((time.monotonic() - started, procs.memory_mb(pid)[0]))
+            points.append((time.monotonic() - started, procs.tree_memory_mb(pid)[0]))
             await asyncio.sleep(1.0)
 
     sampler = asyncio.get_running_loop().create_task(sample())
@@ -363,115 +428,6 @@ async def _soak(context: Context, send: Any, *, rate: float) -> dict[str, Any]:
     }
 
 
-def _run_baselines(options: BenchOptions, tmp: Path, upstream_url: str) -> dict[str, Any]:
-    """Run the same 7 calls without Jury: plain litellm, then the LiteLLM proxy."""
-    httpx.post(f"{upstream_url}/control", json={"latency_ms": options.latency_ms, "dist": "fixed"})
-    results: dict[str, Any] = {}
-    litellm_raw = _baseline_process(options, "litellm", f"{upstream_url}/v1")
-    results["litellm"] = baseline_report(litellm_raw, options.latency_ms)
-    if options.low_rate:
-        low = _baseline_process(options, "litellm", f"{upstream_url}/v1", rate=options.low_rate)
-        results["litellm_low_rate"] = baseline_report(low, options.latency_ms)
-    if not options.proxy:
-        results["proxy"] = {"skipped": "--no-proxy"}
-        return results
-    key = "sk-bench-" + secrets.token_hex(16)
-    proxy, reason = _start_proxy(options, tmp, upstream_url, key)
-    if proxy is None:
-        results["proxy"] = {"skipped": reason}
-        return results
-    with procs.running(proxy):
-        proxy_url = reason
-        for name, rate in (("proxy", options.baseline_rate), ("proxy_low_rate", options.low_rate)):
-            if not rate:
-                continue
-            cpu_before = _tree_cpu(proxy.pid)
-            raw = _baseline_process(options, "proxy", proxy_url, key=key, rate=rate)
-            report = baseline_report(raw, options.latency_ms)
-            report["proxy_cpu_ms_per_verdict"] = _per_verdict(
-                _tree_cpu(proxy.pid) - cpu_before, report.get("completed")
-            )
-            results[name] = report
-    return results
-
-
-def _baseline_process(
-    options: BenchOptions,
-    target: str,
-    api_base: str,
-    *,
-    key: str = "",
-    rate: float | None = None,
-) -> dict[str, Any]:
-    argv = procs.python_module(
-        "eval.perf.baseline",
-        "--target",
-        target,
-        "--api-base",
-        api_base,
-        "--rate",
-        str(rate or options.baseline_rate),
-        "--duration",
-        str(options.step_s),
-        "--drain",
-        str(options.drain_s),
-    )
-    env = {**os.environ, "JURY_BENCH_PROXY_KEY": key}
-    completed = subprocess.run(argv, capture_output=True, timeout=300, check=False, env=env)
-    if completed.returncode != 0:
-        return {"error": completed.stderr.decode(errors="replace")[-2000:]}
-    raw: dict[str, Any] = json.loads(completed.stdout)
-    raw["load_average"] = procs.load_average()
-    return raw
-
-
-def _start_proxy(
-    options: BenchOptions, tmp: Path, upstream_url: str, key: str
-) -> tuple[procs.Managed | None, str]:
-    """Start the LiteLLM proxy on loopback; return it and its URL, or None and why not.
-
-    ``key`` is the master key the proxy requires and the baseline's requests carry.
-    """
-    models = [
-        {
-            "model_name": alias,
-            "litellm_params": {
-                "model": f"openai/{alias}",
-                "api_base": f"{upstream_url}/v1",
-                "api_key": "bench-no-key",
-            },
-        }
-        for alias in ("fake-a", "fake-b", "fake-c", "fake-judge")
-    ]
-    config = tmp / "proxy.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {"model_list": models, "litellm_settings": {"num_retries": 0, "telemetry": False}}
-        )
-    )
-    port = procs.free_port()
-    argv = [
-        "uv", "run", "--no-project", "--python", "3.11", "--with", PROXY_REQUIREMENT,
-        "litellm", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
-    env = {
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_LOG": "ERROR",
-        "LITELLM_MASTER_KEY": key,
-    }
-    try:
-        proxy = procs.start("litellm proxy", argv, log=options.out / "proxy.log", env=env)
-    except OSError as exc:
-        return None, f"could not start uv: {exc}"
-    url = f"http://127.0.0.1:{port}"
-    try:
-        procs.wait_healthy(proxy, f"{url}/health/liveliness", timeout_s=300)
-    except RuntimeError as exc:
-        proxy.stop()
-        return None, f"the LiteLLM proxy did not start: {str(exc)[-500:]}"
-    return proxy, url
-
-
 async def _set_latency(context: Context, latency_ms: float, dist: str) -> None:
     async with httpx.AsyncClient(trust_env=False) as client:
         response = await client.post(
@@ -485,36 +441,10 @@ async def _settle(pid: int, *, timeout_s: float = 30.0) -> None:
     """Wait until the server uses under 10% of a core (the last step's stragglers are done)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        before = procs.cpu_seconds(pid)
+        before = procs.tree_cpu_seconds(pid)
         await asyncio.sleep(0.5)
-        if procs.cpu_seconds(pid) - before < 0.05:
+        if procs.tree_cpu_seconds(pid) - before < 0.05:
             return
-
-
-def _tree_cpu(pid: int) -> float:
-    """Return the CPU seconds of a process and its descendants (uv starts the proxy's python)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            total += procs.cpu_seconds(current)
-        except OSError:
-            continue
-        pending.extend(children.get(current, []))
-    return total
-
-
-def _per_verdict(cpu_s: float, completed: Any) -> float | None:
-    return round(cpu_s * 1000 / completed, 2) if completed else None
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

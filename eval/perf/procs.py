@@ -45,6 +45,44 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return rss, peak
 
 
+def tree(pid: int) -> list[int]:
+    """Return ``pid`` and its living descendants (uvicorn's workers, uv's python)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children.get(current, []))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds of a process and its descendants; a worker that exited is lost."""
+    total = 0.0
+    for member in tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(member)
+    return total
+
+
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """Return the summed resident sets and peaks of a process and its descendants, in MiB."""
+    rss = peak = 0.0
+    for member in tree(pid):
+        with contextlib.suppress(OSError):
+            one, top = memory_mb(member)
+            rss, peak = rss + one, peak + top
+    return rss, peak
+
+
 def load_average() -> tuple[float, float, float]:
     """Return the 1, 5 and 15-minute load averages."""
     return os.getloadavg()

@@ -96,6 +96,8 @@ def summarize_results(
     proxy = baselines.get("proxy", {})
     jury_total = at_50["overhead_vs_upstream_ms"] if at_50 else {}
     critical = jury.get("critical_path", {})
+    floor = _floor_headline(at_50, baselines.get("floor", {}))
+    workers = jury.get("workers")
     return {
         "overhead_ms": _pick(at_50["overhead_ms"] if at_50 else {}, "p50", "p95", "p99"),
         "overhead_vs_upstream_ms": _pick(jury_total, "p50", "p95", "p99"),
@@ -110,13 +112,98 @@ def summarize_results(
         else None,
         "low_rate_overhead_vs_upstream_ms": _low_rate_headline(jury, baselines),
         "ratios": _ratios(jury_total, litellm, proxy),
+        "floor": floor,
         "transport_comparison": jury.get("transport_comparison"),
+        "workers": workers,
+        "goals": _goals(floor, workers, jury.get("transport_comparison")),
         "soak": jury.get("soak"),
         "meta": dict(meta),
         "steps": steps,
         "critical_path": critical,
         "baselines": dict(baselines),
     }
+
+
+def workers_summary(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Return each worker count's ceiling and sustained rate, and 2 workers' over 1 worker's."""
+    out: dict[str, Any] = {}
+    for workers, run in runs.items():
+        steps = list(run.get("steps", []))
+        out[workers] = {
+            "ceiling_vps": run.get("ceiling_vps"),
+            "sustained_vps": sustained_rate(steps),
+            "peak_rss_mb": run.get("peak_rss_mb"),
+            "steps": steps,
+        }
+    one, two = out.get("1", {}), out.get("2", {})
+    for key in ("ceiling_vps", "sustained_vps"):
+        value = ratio(two.get(key), one.get(key))
+        out[f"{key.removesuffix('_vps')}_ratio"] = None if value is None else round(value, 3)
+    return out
+
+
+def sustained_rate(steps: Sequence[Mapping[str, Any]]) -> float | None:
+    """Return the highest rate served without error at 95% of the rate or more (no p99 bar)."""
+    served = [
+        s["rate"]
+        for s in steps
+        if s["errors"] == 0 and (s["achieved_vps"] or 0) >= 0.95 * s["rate"]
+    ]
+    return max(served, default=None)
+
+
+def _floor_headline(
+    at_50: Mapping[str, Any] | None, floor: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Return the floor's overhead and CPU at the headline rate, and Jury's over them."""
+    if "overhead_ms" not in floor:
+        return {"error": floor.get("error")} if floor else None
+    jury = at_50 or {}
+    cpu = floor.get("client_cpu_ms_per_verdict")
+    p50 = floor["overhead_ms"].get("p50")
+    cpu_ratio = ratio(jury.get("cpu_ms_per_verdict"), cpu)
+    p50_ratio = ratio(jury.get("overhead_ms", {}).get("p50"), p50)
+    return {
+        "rate": floor.get("rate"),
+        "overhead_ms": _pick(floor["overhead_ms"], "p50", "p95", "p99"),
+        "cpu_ms_per_verdict": cpu,
+        "jury_over_floor_cpu": None if cpu_ratio is None else round(cpu_ratio, 2),
+        "jury_over_floor_overhead_p50": None if p50_ratio is None else round(p50_ratio, 2),
+    }
+
+
+def _goals(
+    floor: Mapping[str, Any] | None,
+    workers: Mapping[str, Any] | None,
+    transports: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """Return issue 16's goals with this run's value and whether each was met."""
+    floor, workers = floor or {}, workers or {}
+    cpu = {name: (s or {}).get("cpu_ms_per_verdict") for name, s in (transports or {}).items()}
+    litellm_ratio = ratio(cpu.get("litellm"), cpu.get("openai_compatible"))
+    rows = [
+        ("Jury CPU per verdict / the floor's, at 50 v/s", floor.get("jury_over_floor_cpu"), 2.0),
+        (
+            "Jury overhead p50 / the floor's, at 50 v/s",
+            floor.get("jury_over_floor_overhead_p50"),
+            2.0,
+        ),
+        ("ceiling with 2 workers / with 1 (ratio ≥)", workers.get("ceiling_ratio"), 1.7),
+        (
+            "litellm transport CPU per verdict / openai_compatible's",
+            None if litellm_ratio is None else round(litellm_ratio, 2),
+            2.0,
+        ),
+    ]
+    return [
+        {
+            "goal": name,
+            "value": value,
+            "target": target,
+            "met": None if value is None else (value >= target if "≥" in name else value <= target),
+        }
+        for name, value, target in rows
+    ]
 
 
 def _low_rate_headline(
@@ -191,11 +278,72 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             f"{_num(s.get('upstream_cpu_ms_per_verdict'))} | "
             f"{s['rss_mb']} | {s['load_average'][0]} | {'yes' if s['pass'] else 'no'} |"
         )
-    lines += ["", *_transport_lines(results), "", *_baseline_lines(results)]
+    lines += ["", *_goal_lines(results), "", *_floor_lines(results)]
+    lines += ["", *_transport_lines(results), "", *_worker_lines(results)]
+    lines += ["", *_baseline_lines(results)]
     lines += ["", *_critical_lines(results)]
     if results.get("soak"):
         lines += ["", *_soak_lines(results["soak"])]
     return "\n".join(lines) + "\n"
+
+
+def _goal_lines(results: Mapping[str, Any]) -> list[str]:
+    goals = results.get("goals") or []
+    if not goals:
+        return []
+    lines = ["| goal (issue 16) | this run | target | met |", "|---|---|---|---|"]
+    for g in goals:
+        met = "-" if g["met"] is None else ("yes" if g["met"] else "no")
+        lines.append(f"| {g['goal']} | {_num(g['value'])} | {g['target']:g} | {met} |")
+    return lines
+
+
+def _floor_lines(results: Mapping[str, Any]) -> list[str]:
+    floor = results.get("floor") or {}
+    if "overhead_ms" not in floor:
+        return [f"Floor: not run ({floor.get('error')})"] if floor else []
+    return [
+        f"The floor at {floor['rate']:g} v/s (the same 7 calls from bare aiohttp and one SQLite "
+        "row insert through aiosqlite, no framework; overhead = latency minus its own critical "
+        f"path): p50 / p95 / p99 {_triple(floor['overhead_ms'])} ms, "
+        f"{_num(floor['cpu_ms_per_verdict'])} CPU ms per verdict. Jury over the floor: CPU "
+        f"{_num(floor['jury_over_floor_cpu'])}x, overhead p50 "
+        f"{_num(floor['jury_over_floor_overhead_p50'])}x.",
+    ]
+
+
+def _worker_lines(results: Mapping[str, Any]) -> list[str]:
+    workers = results.get("workers") or {}
+    if not workers:
+        return []
+    if "skipped" in workers:
+        return [f"Workers: not run ({workers['skipped']})."]
+    lines = [
+        "`jury serve --workers N`, both on the same Redis, fresh database each (ceiling: p99 "
+        "overhead under the limit, no error; sustained: no error, ≥ 95% of the rate achieved):",
+        "",
+        "| workers | ceiling v/s | sustained v/s "
+        "| per rate: overhead p50 / p99 ms, CPU ms/verdict, achieved v/s |",
+        "|---|---|---|---|",
+    ]
+    for count in ("1", "2"):
+        run = workers.get(count)
+        if not run:
+            continue
+        cells = "; ".join(
+            f"{s['rate']:g}: {_num(s['overhead_ms']['p50'])} / {_num(s['overhead_ms']['p99'])}, "
+            f"{_num(s['cpu_ms_per_verdict'])}, {_num(s['achieved_vps'])}"
+            for s in run["steps"]
+        )
+        lines.append(
+            f"| {count} | {_num(run['ceiling_vps'])} | {_num(run['sustained_vps'])} | {cells} |"
+        )
+    lines += [
+        "",
+        f"2 workers over 1: ceiling {_num(workers.get('ceiling_ratio'))}x, sustained "
+        f"{_num(workers.get('sustained_ratio'))}x.",
+    ]
+    return lines
 
 
 def _transport_lines(results: Mapping[str, Any]) -> list[str]:

@@ -101,5 +101,10 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def per_verdict_ms(cpu_s: float, completed: Any) -> float | None:
+    """Return CPU milliseconds per completed verdict, or None when none completed."""
+    return round(cpu_s * 1000 / completed, 2) if completed else None
+
+
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
