@@ -37,6 +37,13 @@ def bench(
         bool | None,
         typer.Option(help="Also run the other transport at 50 v/s (default: not with --quick)."),
     ] = None,
+    headline_rate: Annotated[
+        float,
+        typer.Option(help="Rate of the headline, the floor, litellm and the transport comparison."),
+    ] = 50.0,
+    worker_rates: Annotated[
+        str | None, typer.Option(help="Comma-separated verdicts/s of the workers phase.")
+    ] = None,
     workers: Annotated[
         bool, typer.Option(help="Sweep `jury serve --workers 1` and `--workers 2` on Redis.")
     ] = True,
@@ -60,12 +67,15 @@ def bench(
         "soak_rate": soak_rate,
         "transport": transport,
         "compare_workers": workers,
+        "baseline_rate": headline_rate,
         "redis_url": redis_url,
     }
     if proxy is not None:
         overrides["proxy"] = proxy
     if compare is not None:
         overrides["compare_transports"] = compare
+    if worker_rates:
+        overrides["worker_rates"] = tuple(float(rate) for rate in worker_rates.split(","))
     if rates:
         overrides["rates"] = tuple(float(rate) for rate in rates.split(","))
     options = (

@@ -2,15 +2,31 @@
 
 This module is the only importer of litellm. Retries are Jury's own (one repair re-ask), so
 litellm's are turned off, and every call carries an explicit timeout.
+
+What Jury turns off, because it spends CPU on every call for nothing Jury reads (measured in
+`jury bench`'s transport comparison and with cProfile, see eval/reports/perf):
+
+- litellm's success logging. After each call litellm builds a standard logging payload,
+  prices the response a second time and queues both for its callbacks, even when no callback
+  is registered. Jury registers none (its own record and metrics are the log), so while none
+  is, each call runs as one of litellm's internal calls, which skip that logging. Register a
+  litellm callback and the logging comes back for every later call.
+- Pricing lookups that cannot succeed. litellm prices every response; for a model its cost
+  map does not know (a self-hosted or fake one) it walks every provider and region variant and
+  records a zero-cost diagnostic, each call. Such a model costs nothing Jury can measure, so on
+  its first call it is registered at zero cost, and later calls find it at once.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import litellm
 from litellm import exceptions as llm_errors
+from litellm._internal_context import is_internal_call
 
 from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
@@ -30,15 +46,31 @@ litellm.suppress_debug_info = True
 
 # Local OpenAI-compatible servers take no key, but the OpenAI client insists on one.
 _PLACEHOLDER_KEY = "jury-local-no-key"
+# Every list litellm reads callbacks from: while all are empty, its logging has no reader.
+_CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "service_callback",
+    "_async_input_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
 
 
 class LiteLLMProvider:
     """Call models through ``litellm.acompletion`` and map its errors onto ours."""
 
+    def __init__(self) -> None:
+        self._priced: set[str] = set()  # models whose price litellm has (or was given)
+
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Send one structured-output chat call and return the raw text with usage."""
+        self._ensure_priced(spec.model)
         try:
-            response = await litellm.acompletion(**_call_arguments(spec, request))
+            with _without_unread_logging():
+                response = await litellm.acompletion(**_call_arguments(spec, request))
         except ProviderError:
             raise
         except Exception as exc:
@@ -52,6 +84,58 @@ class LiteLLMProvider:
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost_usd=_cost(response),
         )
+
+    def _ensure_priced(self, model: str) -> None:
+        """Register a model litellm cannot price at zero cost, once per model."""
+        if model in self._priced:
+            return
+        if not knows_price(model):
+            register_zero_price(model)
+        self._priced.add(model)
+
+
+def knows_price(model: str) -> bool:
+    """Return whether litellm's cost map prices ``model`` (a provider prefix included)."""
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:
+        return False
+    return info.get("input_cost_per_token") is not None
+
+
+def register_zero_price(model: str) -> None:
+    """Tell litellm that ``model`` costs nothing, so that it stops searching for its price."""
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    litellm.register_model(
+        {
+            model: {
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+                "cache_creation_input_token_cost": 0.0,
+                "cache_read_input_token_cost": 0.0,
+                "litellm_provider": provider,
+                "mode": "chat",
+            }
+        }
+    )
+
+
+def logging_wanted() -> bool:
+    """Return whether any litellm callback is registered (someone reads litellm's logging)."""
+    return any(getattr(litellm, name, None) for name in _CALLBACK_LISTS)
+
+
+@contextmanager
+def _without_unread_logging() -> Iterator[None]:
+    """Run the call as a litellm internal call, skipping its logging, while nobody reads it."""
+    if logging_wanted():
+        yield
+        return
+    token = is_internal_call.set(True)
+    try:
+        yield
+    finally:
+        is_internal_call.reset(token)
 
 
 def _call_arguments(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:

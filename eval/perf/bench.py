@@ -172,6 +172,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             "upstream_latency_dist": "fixed",
             "transport": options.transport,
             "overhead_p99_limit_ms": OVERHEAD_P99_LIMIT_MS,
+            "headline_rate": options.baseline_rate,
             "panel": "3 jurors x 2 rounds + judge (7 upstream calls per verdict)",
         },
     )

@@ -91,7 +91,8 @@ def summarize_results(
 ) -> dict[str, Any]:
     """Return ``results.json``: the headline numbers first, then every phase's detail."""
     steps: list[dict[str, Any]] = list(jury.get("steps", []))
-    at_50 = next((s for s in steps if s["rate"] == 50), None)
+    # The headline rate: 50 v/s unless the run chose another (a busy machine cannot serve 50).
+    at_50 = next((s for s in steps if s["rate"] == meta.get("headline_rate", 50)), None)
     litellm = baselines.get("litellm", {})
     proxy = baselines.get("proxy", {})
     jury_total = at_50["overhead_vs_upstream_ms"] if at_50 else {}
@@ -132,11 +133,13 @@ def workers_summary(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         out[workers] = {
             "ceiling_vps": run.get("ceiling_vps"),
             "sustained_vps": sustained_rate(steps),
+            # Under overload neither bar is met: the most verdicts per second it completed.
+            "peak_achieved_vps": max((s["achieved_vps"] or 0 for s in steps), default=None),
             "peak_rss_mb": run.get("peak_rss_mb"),
             "steps": steps,
         }
     one, two = out.get("1", {}), out.get("2", {})
-    for key in ("ceiling_vps", "sustained_vps"):
+    for key in ("ceiling_vps", "sustained_vps", "peak_achieved_vps"):
         value = ratio(two.get(key), one.get(key))
         out[f"{key.removesuffix('_vps')}_ratio"] = None if value is None else round(value, 3)
     return out
@@ -182,13 +185,22 @@ def _goals(
     cpu = {name: (s or {}).get("cpu_ms_per_verdict") for name, s in (transports or {}).items()}
     litellm_ratio = ratio(cpu.get("litellm"), cpu.get("openai_compatible"))
     rows = [
-        ("Jury CPU per verdict / the floor's, at 50 v/s", floor.get("jury_over_floor_cpu"), 2.0),
         (
-            "Jury overhead p50 / the floor's, at 50 v/s",
+            "Jury CPU per verdict / the floor's, at the headline rate",
+            floor.get("jury_over_floor_cpu"),
+            2.0,
+        ),
+        (
+            "Jury overhead p50 / the floor's, at the headline rate",
             floor.get("jury_over_floor_overhead_p50"),
             2.0,
         ),
         ("ceiling with 2 workers / with 1 (ratio ≥)", workers.get("ceiling_ratio"), 1.7),
+        (
+            "peak achieved v/s with 2 workers / with 1 (ratio ≥)",
+            workers.get("peak_achieved_ratio"),
+            1.7,
+        ),
         (
             "litellm transport CPU per verdict / openai_compatible's",
             None if litellm_ratio is None else round(litellm_ratio, 2),
@@ -242,6 +254,7 @@ def _ratios(
 def render_markdown(results: Mapping[str, Any]) -> str:
     """Return the report: headline, the rate table, the critical path and the baselines."""
     meta = results["meta"]
+    rate = meta.get("headline_rate", 50)
     lines = [
         "# Jury overhead benchmark",
         "",
@@ -255,14 +268,15 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "",
         "| headline | value |",
         "|---|---|",
-        f"| overhead at 50 v/s, p50 / p95 / p99 (ms) | {_triple(results['overhead_ms'])} |",
-        f"| overhead vs upstream at 50 v/s (ms) | {_triple(results['overhead_vs_upstream_ms'])} |",
+        f"| overhead at {rate:g} v/s, p50 / p95 / p99 (ms) | {_triple(results['overhead_ms'])} |",
+        f"| overhead vs upstream at {rate:g} v/s (ms) | "
+        f"{_triple(results['overhead_vs_upstream_ms'])} |",
         f"| ceiling (p99 < {meta['overhead_p99_limit_ms']:g} ms, no error) | "
         f"{_num(results['ceiling_vps'])} v/s |",
         f"| critical-path ratio (mean, p99) | {_num(results['critical_path_ratio'])}, "
         f"{_num(results['critical_path_ratio_p99'])} |",
         f"| peak RSS of `jury serve` | {_num(results['peak_rss_mb'])} MiB |",
-        f"| CPU per verdict at 50 v/s | {_num(results['cpu_ms_per_verdict_at_50'])} ms |",
+        f"| CPU per verdict at {rate:g} v/s | {_num(results['cpu_ms_per_verdict_at_50'])} ms |",
         "",
         "| rate v/s | sent | ok | err | achieved | overhead p50 / p95 / p99 ms | vs upstream "
         "p50 / p99 ms | CPU ms/verdict: server, client, upstream | RSS MiB | load 1m | pass |",
@@ -322,9 +336,9 @@ def _worker_lines(results: Mapping[str, Any]) -> list[str]:
         "`jury serve --workers N`, both on the same Redis, fresh database each (ceiling: p99 "
         "overhead under the limit, no error; sustained: no error, ≥ 95% of the rate achieved):",
         "",
-        "| workers | ceiling v/s | sustained v/s "
+        "| workers | ceiling v/s | sustained v/s | peak achieved v/s "
         "| per rate: overhead p50 / p99 ms, CPU ms/verdict, achieved v/s |",
-        "|---|---|---|---|",
+        "|---|---|---|---|---|",
     ]
     for count in ("1", "2"):
         run = workers.get(count)
@@ -336,12 +350,14 @@ def _worker_lines(results: Mapping[str, Any]) -> list[str]:
             for s in run["steps"]
         )
         lines.append(
-            f"| {count} | {_num(run['ceiling_vps'])} | {_num(run['sustained_vps'])} | {cells} |"
+            f"| {count} | {_num(run['ceiling_vps'])} | {_num(run['sustained_vps'])} | "
+            f"{_num(run.get('peak_achieved_vps'))} | {cells} |"
         )
     lines += [
         "",
         f"2 workers over 1: ceiling {_num(workers.get('ceiling_ratio'))}x, sustained "
-        f"{_num(workers.get('sustained_ratio'))}x.",
+        f"{_num(workers.get('sustained_ratio'))}x, peak achieved "
+        f"{_num(workers.get('peak_achieved_ratio'))}x.",
     ]
     return lines
 

@@ -1,0 +1,119 @@
+"""What the litellm provider turns off: logging nobody reads, price searches that cannot succeed.
+
+Real litellm calls against the fake OpenAI-compatible upstream on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import litellm
+import pytest
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+
+from app.core.config import ModelSpec
+from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
+from app.providers.base import CompletionRequest, Message
+from app.providers.litellm_provider import LiteLLMProvider, knows_price, logging_wanted
+from tests.perf.upstream_server import fake_upstream
+
+pytestmark = pytest.mark.anyio
+
+OPTIONS = ("approve", "reject")
+LOGGING_TASK = "_client_async_logging_helper"
+
+
+@asynccontextmanager
+async def upstream() -> AsyncIterator[str]:
+    """Serve the fake upstream; close litellm's pooled connections to it before it stops."""
+    async with fake_upstream() as base:
+        try:
+            yield base
+        finally:
+            await close_litellm_async_clients()
+
+
+def unpriced_spec(api_base: str) -> ModelSpec:
+    """Return a juror on a model no cost map knows (a fresh name: litellm's map is global)."""
+    model = f"openai/jury-unpriced-{secrets.token_hex(4)}-c"
+    return ModelSpec(name="unpriced", model=model, family="fake", api_base=api_base)
+
+
+def request() -> CompletionRequest:
+    """Return a juror's structured-output request."""
+    return CompletionRequest(
+        messages=(Message(role="system", content="Judge."), Message(role="user", content="Ok?")),
+        schema_name=JUROR_SCHEMA_NAME,
+        output_schema=juror_schema(OPTIONS),
+        call_role="juror",
+        round_number=1,
+    )
+
+
+def logging_tasks() -> list[asyncio.Task[Any]]:
+    """Return litellm's pending success-logging tasks (created as the call returns)."""
+    return [t for t in asyncio.all_tasks() if LOGGING_TASK in t.get_coro().__qualname__]  # type: ignore[union-attr]
+
+
+class Recorder(CustomLogger):  # type: ignore[misc]
+    """A litellm callback that keeps the models it saw succeed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: list[str] = []
+        self.seen = asyncio.Event()
+
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.models.append(str(kwargs.get("model")))
+        self.seen.set()
+
+
+async def test_without_callbacks_a_call_queues_no_litellm_logging() -> None:
+    assert not logging_wanted()
+    async with upstream() as base:
+        completion = await LiteLLMProvider().complete(unpriced_spec(base), request())
+        pending = logging_tasks()
+
+    assert completion.text
+    assert pending == []
+
+
+async def test_a_registered_litellm_callback_still_sees_every_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = Recorder()
+    monkeypatch.setattr(litellm, "callbacks", [recorder])
+    assert logging_wanted()
+    async with upstream() as base:
+        spec = unpriced_spec(base)
+        await LiteLLMProvider().complete(spec, request())
+        await asyncio.wait_for(recorder.seen.wait(), timeout=30)
+
+    assert recorder.models == [spec.model.removeprefix("openai/")]
+
+
+async def test_an_unpriced_model_is_registered_at_zero_cost_on_its_first_call() -> None:
+    async with upstream() as base:
+        spec = unpriced_spec(base)
+        assert not knows_price(spec.model)
+        provider = LiteLLMProvider()
+        first = await provider.complete(spec, request())
+        second = await provider.complete(spec, request())
+
+    assert knows_price(spec.model)
+    info = litellm.get_model_info(spec.model)
+    assert (info["input_cost_per_token"], info["output_cost_per_token"]) == (0.0, 0.0)
+    assert first.cost_usd == second.cost_usd == 0.0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+def test_a_priced_hosted_model_keeps_its_price(anyio_backend: str) -> None:
+    assert knows_price("openai/gpt-4o-mini")
+    assert litellm.get_model_info("openai/gpt-4o-mini")["input_cost_per_token"] > 0
