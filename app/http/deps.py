@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from app.core.errors import JuryError
+from app.core.pages import Window
 from app.runtime import Runtime
 
 
@@ -21,6 +22,24 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def window(
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+) -> Window:
+    """Return the page a listing asks for (``limit``, ``offset``)."""
+    return Window(limit=limit, offset=offset)
+
+
+def audit_window(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+) -> Window:
+    """Return the page of the audit log asked for: longer pages than other listings."""
+    return Window(limit=limit, offset=offset)
+
+
+WindowDep = Annotated[Window, Depends(window)]
+AuditWindowDep = Annotated[Window, Depends(audit_window)]
 
 
 def error_responses(*errors: type[JuryError]) -> dict[int | str, dict[str, Any]]:

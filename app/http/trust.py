@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.db import session_scope
@@ -17,6 +17,7 @@ from app.core.errors import (
     UnauthorizedError,
 )
 from app.http.auth import ReaderDep, Reviewer
+from app.http.deps import AuditWindowDep, WindowDep
 from app.http.verdicts import VerdictReadsDep
 from app.runtime import Runtime
 from app.security.principal import Principal
@@ -180,15 +181,12 @@ async def list_proposals(
     trust: TrustDep,
     status: ProposalStatus | None = None,
     kind: ProposalKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    window: WindowDep,
 ) -> ProposalPage:
     """List proposals, newest first."""
     return await trust.proposals(
-        status=status.value if status else None,
-        kind=kind.value if kind else None,
-        limit=limit,
-        offset=offset,
+        window, status=status.value if status else None, kind=kind.value if kind else None
     )
 
 
@@ -241,8 +239,8 @@ async def post_rollback_check(trust: TrustDep) -> ProposalOut | None:
 async def get_audit(
     trust: TrustDep,
     subject: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    window: AuditWindowDep,
 ) -> AuditPage:
     """List every step of the trust workflow, newest first: who, when, what, why."""
-    return await trust.audit(subject=subject, limit=limit, offset=offset)
+    return await trust.audit(window, subject=subject)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 
 from cachetools import TTLCache
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.clock import utcnow
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnavailableError
 from app.security.models import ApiKey, Role
@@ -60,7 +60,7 @@ class KeyService:
         """
         row = await self._find(name_or_id)
         assert row.id is not None
-        if not await self._repo.revoke(row.id, datetime.now(UTC)):
+        if not await self._repo.revoke(row.id, utcnow()):
             raise ConflictError(f"key '{row.name}' is already revoked", name=row.name)
         await self._repo.session.refresh(row)
         return KeyOut.model_validate(row)
