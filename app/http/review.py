@@ -30,9 +30,10 @@ from app.core.errors import ConflictError, NotFoundError
 from app.core.pages import Window
 from app.deliberation.schemas import VerdictOut
 from app.http import review_charts
+from app.http.deps import SessionDep
 from app.http.pages import HERE, page, path_for
 from app.http.review_auth import PageFormDep, page_access
-from app.http.trust import SessionDep, TrustDep, resolve_actor
+from app.http.trust import TrustDep, resolve_actor
 from app.http.verdicts import VerdictReadsDep
 from app.trust.decision import SUMMARISED, decision_summary, flip_page
 from app.trust.evidence import evidence_view

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.db import session_scope
 from app.core.errors import (
     ConflictError,
     ForbiddenError,
     InvalidRequestError,
+    JuryError,
     NotFoundError,
     UnauthorizedError,
 )
 from app.http.auth import ReaderDep, Reviewer
-from app.http.deps import AuditWindowDep, WindowDep
+from app.http.deps import AuditWindowDep, RuntimeDep, SessionDep, WindowDep, error_responses
 from app.http.verdicts import VerdictReadsDep
-from app.runtime import Runtime
 from app.security.principal import Principal
 from app.trust.models import ProposalKind, ProposalStatus
 from app.trust.outcomes import OutcomeService
@@ -42,32 +39,8 @@ from app.trust.service import TrustService
 router = APIRouter(tags=["trust"])
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield the request's unit of work: committed before the response is sent.
-
-    After a committed change (approval, rollback), this process's verdicts stop reusing the
-    trust settings they cached: the next one reads the active version.
-    """
-    runtime = _runtime(request)
-    async with session_scope(runtime.sessionmaker) as session:
-        yield session
-    if request.method not in ("GET", "HEAD"):
-        runtime.trust.invalidate()
-
-
-# scope="function": the commit happens before the response, so a failed commit is an error
-# the client sees, never a 201 for something that was not stored.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-def get_trust_service(request: Request, session: SessionDep) -> TrustService:
+def get_trust_service(runtime: RuntimeDep, session: SessionDep) -> TrustService:
     """Return a trust service bound to the request's session."""
-    runtime = _runtime(request)
     return TrustService(session, config=runtime.config, policy=runtime.trust_policy)
 
 
@@ -91,9 +64,9 @@ def actor_for(principal: Principal | None, claimed: str) -> str:
     return claimed
 
 
-def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
-    listed: tuple[type[Any], ...] = (UnauthorizedError, ForbiddenError, *errors)
-    return {error.status_code: {"description": error.__doc__} for error in listed}
+def _errors(*errors: type[JuryError]) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI errors of a trust route: the authentication ones, then ``errors``."""
+    return error_responses(UnauthorizedError, ForbiddenError, *errors)
 
 
 @router.post(

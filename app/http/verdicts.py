@@ -71,10 +71,13 @@ Prefer = Annotated[
 ]
 
 
+# No response_model: the answer is the intake's reply as it was stored (an Idempotency-Key
+# replay sends the first answer's very body), already dumped from a VerdictOut or
+# VerdictAccepted; validating it again would be a second pass over the whole transcript.
 @router.post(
     "/verdict",
-    response_model=VerdictOut,
     responses={
+        200: {"model": VerdictOut, "description": "The recorded verdict."},
         202: {"model": VerdictAccepted, "description": "Queued (asynchronous verdict)."},
         **error_responses(
             UnauthorizedError,
