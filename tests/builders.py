@@ -6,12 +6,13 @@ shares nothing with the next one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import httpx
 from fastapi import FastAPI
 from sqlmodel import col, select
@@ -27,6 +28,8 @@ from app.verdicts.preparation import WeightsSource
 from app.verdicts.reads import VerdictReads
 from app.verdicts.record.tables import ModelCall, Verdict
 from app.verdicts.service import VerdictService
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTED_CONFIG = REPO_ROOT / "config" / "scripted.yaml"
@@ -249,3 +252,41 @@ async def app_client(
     """Yield an HTTP client on a new app built from ``settings`` and ``config``."""
     async with serving(create_app(settings, config=config)) as client:
         yield client
+
+
+@dataclass
+class ManualClock:
+    """A monotonic clock that moves only when a test moves it: caches expire without sleeping."""
+
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        """Return the current reading."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    done: Callable[[T], object] = bool,
+    *,
+    what: str = "the condition",
+    timeout_s: float = 20,
+    every_s: float = 0.05,
+) -> T:
+    """Call ``probe`` until ``done`` holds for its result, and return that result.
+
+    The one polling loop of the tests. ``timeout_s`` is a guard against hangs, not a timing
+    assertion: past it the test fails saying ``what`` never happened, and what it saw last.
+    """
+    seen: T | None = None
+    with anyio.move_on_after(timeout_s):
+        while True:
+            seen = await probe()
+            if done(seen):
+                return seen
+            await anyio.sleep(every_s)
+    raise AssertionError(f"{what} did not happen within {timeout_s}s (last seen: {seen!r})")

@@ -17,8 +17,10 @@ from app.cli.keys import keys_app, serving_mode
 from app.cli.mcp import mcp
 from app.cli.trust import trust_app
 from app.core.errors import JuryError
+from app.core.pages import Window
 from app.deliberation.events import Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
+from app.verdicts.record.repository import VerdictFilter
 
 app = typer.Typer(help="Jury: multi-model jury deliberation.", no_args_is_help=True)
 verdicts_app = typer.Typer(help="Read recorded verdicts.", no_args_is_help=True)
@@ -219,7 +221,10 @@ def verdicts_list(
     limit: Annotated[int, typer.Option(help="How many.")] = 20,
 ) -> None:
     """List recent verdicts."""
-    page = _run(_settings(config), lambda rt: rt.verdict_reads.list(category=category, limit=limit))
+    page = _run(
+        _settings(config),
+        lambda rt: rt.verdict_reads.list(VerdictFilter(category=category), Window(limit=limit)),
+    )
     table = Table("id", "created", "status", "category", "verdict", "conf.", "question")
     for item in page.items:
         table.add_row(

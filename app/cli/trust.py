@@ -17,6 +17,7 @@ from rich.table import Table
 
 from app.cli.context import ConfigOption, console, run_in_runtime, settings_for
 from app.core.db import session_scope
+from app.core.pages import Window
 from app.runtime import Runtime
 from app.trust.decision import (
     FLIPS_PER_PAGE,
@@ -288,9 +289,9 @@ def proposals(
     page = _run(
         config,
         lambda t: t.proposals(
+            Window(limit=limit),
             status=status.value if status else None,
             kind=kind.value if kind else None,
-            limit=limit,
         ),
     )
     grid = Table("id", "kind", "status", "created", "by", "acc. active", "acc. proposed", "flips")
@@ -487,7 +488,7 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """Print the audit log, newest first: who, when, what, why."""
-    page = _run(config, lambda t: t.audit(subject=subject, limit=limit))
+    page = _run(config, lambda t: t.audit(Window(limit=limit), subject=subject))
     if as_json:
         _echo_json(page)
         return

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.core.clock import MAX_DEADLINE_S
 from app.core.errors import ConfigError
 from app.core.options import validate_options
 
@@ -222,7 +223,7 @@ class Protocol(Frozen):
     max_rounds: int = Field(default=2, ge=1, le=10)
     early_stop: EarlyStop = "unanimous"
     quorum: int = Field(default=2, ge=1)
-    deadline_s: float = Field(default=120.0, gt=0, le=3600)
+    deadline_s: float = Field(default=120.0, gt=0, le=MAX_DEADLINE_S)
 
     @field_validator("default_options")
     @classmethod

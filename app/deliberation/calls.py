@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import anyio
 
+from app.core.clock import Deadline, utcnow
 from app.core.config import ModelSpec
 from app.deliberation import prompts
 from app.deliberation.schemas import Failure
@@ -70,7 +71,7 @@ class CallPlan(Generic[AnswerT]):
 
 
 async def call_model(
-    hub: ProviderHub, plan: CallPlan[AnswerT], *, deadline: float
+    hub: ProviderHub, plan: CallPlan[AnswerT], *, deadline: Deadline
 ) -> CallOutcome[AnswerT]:
     """Make the call, re-ask once on invalid output, and never outlive ``deadline``."""
     outcome: CallOutcome[AnswerT] = CallOutcome(
@@ -78,7 +79,7 @@ async def call_model(
         role=plan.role,
         round_number=plan.round_number,
         messages=plan.messages,
-        started_at=datetime.now(UTC),
+        started_at=utcnow(),
     )
     started = time.perf_counter()
     messages = plan.messages
@@ -108,11 +109,10 @@ async def _attempt(
     attempt: int,
     outcome: CallOutcome[AnswerT],
     *,
-    deadline: float,
+    deadline: Deadline,
 ) -> str:
     """Send one request within the call's timeout and the verdict's deadline."""
-    remaining = deadline - anyio.current_time()
-    timeout = min(plan.spec.timeout_s, remaining)
+    timeout = min(plan.spec.timeout_s, deadline.remaining())
     if timeout <= 0:
         raise _timeout("the verdict's deadline was reached before the call", plan)
     request = CompletionRequest(

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 import anyio
 
+from app.core.clock import Deadline
 from app.core.config import ModelSpec
 from app.deliberation import prompts
 from app.deliberation.aggregation import Vote
@@ -29,6 +30,7 @@ from app.deliberation.answers import (
 )
 from app.deliberation.budget import RoundBudget, spend_of
 from app.deliberation.calls import CallOutcome, CallPlan, call_model
+from app.deliberation.events import no_quorum_detail
 from app.providers.hub import ProviderHub
 
 StopReason = Literal["unanimous", "no_change", "max_rounds", "deadline", "budget"]
@@ -99,7 +101,7 @@ class NoQuorumReachedError(Exception):
     """Round 1 produced fewer valid positions than the panel's quorum."""
 
     def __init__(self, transcript: Transcript, valid: int, quorum: int) -> None:
-        super().__init__(f"{valid} valid juror(s), quorum is {quorum}")
+        super().__init__(no_quorum_detail(valid, quorum))
         self.transcript = transcript
         self.valid = valid
         self.quorum = quorum
@@ -115,7 +117,7 @@ class Hearing:
     max_rounds: int
     quorum: int
     early_stop: bool
-    deadline: float
+    deadline: Deadline
     seed: str
     budget: RoundBudget | None = None
 
@@ -151,7 +153,7 @@ def _stop_reason(
         return "no_change"
     if number >= hearing.max_rounds:
         return "max_rounds"
-    if anyio.current_time() >= hearing.deadline:
+    if hearing.deadline.passed():
         return "deadline"
     if hearing.budget is not None and not _next_round_fits(hearing.budget, transcript):
         return "budget"

@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.clock import MAX_DEADLINE_S
 from app.core.options import validate_options
+from app.core.pages import Page
 from app.providers.errors import FailureKind
 
 VerdictStatus = Literal["queued", "running", "completed", "no_quorum", "failed", "interrupted"]
@@ -98,7 +100,7 @@ class VerdictRequest(BaseModel):
     category: str = Field(default="default", min_length=1, max_length=64)
     panel: str | None = Field(default=None, description="A named panel; the default otherwise.")
     max_rounds: int | None = Field(default=None, ge=1, le=10)
-    deadline_s: float | None = Field(default=None, gt=0, le=3600)
+    deadline_s: float | None = Field(default=None, gt=0, le=MAX_DEADLINE_S)
     exclude_models: list[str] = Field(default_factory=list, max_length=50)
     authored_by: list[str] = Field(default_factory=list, max_length=50)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -357,13 +359,8 @@ class VerdictSummary(BaseModel):
     latency_ms: float | None
 
 
-class VerdictPage(BaseModel):
+class VerdictPage(Page[VerdictSummary]):
     """One page of verdicts, newest first."""
-
-    items: list[VerdictSummary]
-    total: int
-    limit: int
-    offset: int
 
 
 class CallOut(BaseModel):

@@ -14,9 +14,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.errors import ForbiddenError
+from app.http.deps import RuntimeDep
 from app.security.models import Role
 from app.security.principal import Principal
-from app.security.service import Authenticator
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -27,11 +27,11 @@ bearer = HTTPBearer(
 
 async def authenticate(
     request: Request,
+    runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Return the request's caller; ``resolve_actor`` reads it back from ``request.state``."""
-    authenticator: Authenticator = request.app.state.runtime.auth
-    principal = await authenticator.authenticate(credentials.credentials if credentials else None)
+    principal = await runtime.auth.authenticate(credentials.credentials if credentials else None)
     request.state.principal = principal
     return principal
 

@@ -1,4 +1,4 @@
-"""The HTTP dependencies every router shares: the runtime, the request's session, errors.
+"""The HTTP dependencies every router shares: the runtime, the request's session, pages, errors.
 
 Handlers declare what they need as ``Annotated`` aliases (``runtime: RuntimeDep``); the
 runtime is built once in the lifespan (``app.http.app``) and read here, and only here.
@@ -6,11 +6,15 @@ runtime is built once in the lifespan (``app.http.app``) and read here, and only
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.db import session_scope
 from app.core.errors import JuryError
+from app.core.pages import Window
 from app.runtime import Runtime
 
 
@@ -23,6 +27,46 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+async def get_session(request: Request, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """Yield the request's unit of work: committed before the response is sent.
+
+    After a committed change, the process's caches of what a change may touch are dropped:
+    the trust settings verdicts reuse (the next one reads the active version) and the key
+    lookups (a revoked key stops at once here).
+    """
+    async with session_scope(runtime.sessionmaker) as session:
+        yield session
+    if request.method not in ("GET", "HEAD"):
+        runtime.trust.invalidate()
+        runtime.auth.forget()
+
+
+# scope="function": the commit happens before the response, so a failed commit is an error
+# the client sees, never a 201 for something that was not stored.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def window(
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+) -> Window:
+    """Return the page a listing asks for (``limit``, ``offset``)."""
+    return Window(limit=limit, offset=offset)
+
+
+def audit_window(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+) -> Window:
+    """Return the page of the audit log asked for: longer pages than other listings."""
+    return Window(limit=limit, offset=offset)
+
+
+WindowDep = Annotated[Window, Depends(window)]
+AuditWindowDep = Annotated[Window, Depends(audit_window)]
+
+
 def error_responses(*errors: type[JuryError]) -> dict[int | str, dict[str, Any]]:
-    """Return the OpenAPI ``responses`` of a route that may answer with ``errors``."""
+    """Return the OpenAPI ``responses`` of a route that may answer with ``errors``.
+
+    Every error answers the body of ``JuryError.body`` (``error``, ``detail``, extra fields).
+    """
     return {error.status_code: {"description": error.__doc__} for error in errors}

@@ -8,15 +8,16 @@ names and enums). Keep them off the public interface with the network, not with 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Literal
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.core import metrics as core_metrics
 from app.core.errors import UnavailableError
+from app.http.deps import RuntimeDep
 from app.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -28,22 +29,30 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
+class Readiness(BaseModel):
+    """Whether the process can serve verdicts, and the check of each dependency."""
+
+    status: Literal["ready", "degraded", "unavailable"]
+    checks: dict[str, str]
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"model": Readiness, "description": "The database does not answer."}},
+)
+async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
     """Say whether the process can serve verdicts: its database must answer.
 
     Redis is not needed to serve verdicts: without it the process is ``degraded`` (still 200),
     with in-process rate limits, idempotency keys, progress events and queue.
     """
-    runtime: Runtime = request.app.state.runtime
-    checks: dict[str, Any] = {"database": await _database(runtime), "redis": await _redis(runtime)}
+    checks = {"database": await _database(runtime), "redis": await _redis(runtime)}
     ready = checks["database"] == "ok"
-    status = "unavailable" if not ready else "ready"
+    status: Literal["ready", "degraded", "unavailable"] = "ready" if ready else "unavailable"
     if ready and checks["redis"] not in ("ok", "not configured"):
         status = "degraded"
-    return JSONResponse(
-        status_code=200 if ready else 503, content={"status": status, "checks": checks}
-    )
+    response.status_code = 200 if ready else 503
+    return Readiness(status=status, checks=checks)
 
 
 async def _database(runtime: Runtime) -> str:
@@ -63,9 +72,8 @@ async def _redis(runtime: Runtime) -> str:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
+async def metrics(runtime: RuntimeDep) -> Response:
     """Expose Prometheus metrics."""
-    runtime: Runtime = request.app.state.runtime
     # With the database down the gauge keeps its last value; /readyz says why.
     with contextlib.suppress(UnavailableError):
         core_metrics.QUEUED_VERDICTS.set(await runtime.verdict_reads.count_queued())

@@ -27,11 +27,13 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from app.core.errors import ConflictError, NotFoundError
+from app.core.pages import Window
 from app.deliberation.schemas import VerdictOut
 from app.http import review_charts
+from app.http.deps import SessionDep
 from app.http.pages import HERE, page, path_for
 from app.http.review_auth import PageFormDep, page_access
-from app.http.trust import SessionDep, TrustDep, resolve_actor
+from app.http.trust import TrustDep, resolve_actor
 from app.http.verdicts import VerdictReadsDep
 from app.trust.decision import SUMMARISED, decision_summary, flip_page
 from app.trust.evidence import evidence_view
@@ -80,9 +82,9 @@ async def stylesheet() -> FileResponse:
 @router.get("", name="review_index", response_class=HTMLResponse)
 async def index(request: Request, trust: TrustDep, decided: int | None = None) -> Response:
     """Show what awaits review, what was decided, the weights history and the audit log."""
-    pending = await trust.proposals(status=ProposalStatus.PROPOSED.value, limit=50)
-    recent = await trust.proposals(limit=DECIDED_LIMIT + len(pending.items))
-    audit = await trust.audit(limit=AUDIT_LIMIT)
+    pending = await trust.proposals(Window(limit=50), status=ProposalStatus.PROPOSED.value)
+    recent = await trust.proposals(Window(limit=DECIDED_LIMIT + len(pending.items)))
+    audit = await trust.audit(Window(limit=AUDIT_LIMIT))
     notice: ProposalOut | None = None
     if decided is not None:
         try:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
+from fastapi import APIRouter, Depends, Request
 
-from app.core.db import session_scope
 from app.core.errors import (
     ConflictError,
     ForbiddenError,
     InvalidRequestError,
+    JuryError,
     NotFoundError,
     UnauthorizedError,
 )
 from app.http.auth import ReaderDep, Reviewer
+from app.http.deps import AuditWindowDep, RuntimeDep, SessionDep, WindowDep, error_responses
 from app.http.verdicts import VerdictReadsDep
-from app.runtime import Runtime
 from app.security.principal import Principal
 from app.trust.models import ProposalKind, ProposalStatus
 from app.trust.outcomes import OutcomeService
@@ -41,32 +39,8 @@ from app.trust.service import TrustService
 router = APIRouter(tags=["trust"])
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield the request's unit of work: committed before the response is sent.
-
-    After a committed change (approval, rollback), this process's verdicts stop reusing the
-    trust settings they cached: the next one reads the active version.
-    """
-    runtime = _runtime(request)
-    async with session_scope(runtime.sessionmaker) as session:
-        yield session
-    if request.method not in ("GET", "HEAD"):
-        runtime.trust.invalidate()
-
-
-# scope="function": the commit happens before the response, so a failed commit is an error
-# the client sees, never a 201 for something that was not stored.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-def get_trust_service(request: Request, session: SessionDep) -> TrustService:
+def get_trust_service(runtime: RuntimeDep, session: SessionDep) -> TrustService:
     """Return a trust service bound to the request's session."""
-    runtime = _runtime(request)
     return TrustService(session, config=runtime.config, policy=runtime.trust_policy)
 
 
@@ -90,9 +64,9 @@ def actor_for(principal: Principal | None, claimed: str) -> str:
     return claimed
 
 
-def _errors(*errors: type[Any]) -> dict[int | str, dict[str, Any]]:
-    listed: tuple[type[Any], ...] = (UnauthorizedError, ForbiddenError, *errors)
-    return {error.status_code: {"description": error.__doc__} for error in listed}
+def _errors(*errors: type[JuryError]) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI errors of a trust route: the authentication ones, then ``errors``."""
+    return error_responses(UnauthorizedError, ForbiddenError, *errors)
 
 
 @router.post(
@@ -180,15 +154,12 @@ async def list_proposals(
     trust: TrustDep,
     status: ProposalStatus | None = None,
     kind: ProposalKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    window: WindowDep,
 ) -> ProposalPage:
     """List proposals, newest first."""
     return await trust.proposals(
-        status=status.value if status else None,
-        kind=kind.value if kind else None,
-        limit=limit,
-        offset=offset,
+        window, status=status.value if status else None, kind=kind.value if kind else None
     )
 
 
@@ -241,8 +212,8 @@ async def post_rollback_check(trust: TrustDep) -> ProposalOut | None:
 async def get_audit(
     trust: TrustDep,
     subject: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    window: AuditWindowDep,
 ) -> AuditPage:
     """List every step of the trust workflow, newest first: who, when, what, why."""
-    return await trust.audit(subject=subject, limit=limit, offset=offset)
+    return await trust.audit(window, subject=subject)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.core.errors import (
@@ -27,11 +27,12 @@ from app.deliberation.schemas import (
     VerdictRequest,
 )
 from app.http.auth import AgentDep, ReaderDep
-from app.http.deps import RuntimeDep, error_responses
+from app.http.deps import RuntimeDep, WindowDep, error_responses
 from app.verdicts.idempotency import MAX_KEY_CHARS
 from app.verdicts.intake import Intake, wants_async
 from app.verdicts.progress import Entry, Progress
 from app.verdicts.reads import VerdictReads
+from app.verdicts.record.repository import VerdictFilter
 
 router = APIRouter(tags=["verdicts"])
 
@@ -70,10 +71,13 @@ Prefer = Annotated[
 ]
 
 
+# No response_model: the answer is the intake's reply as it was stored (an Idempotency-Key
+# replay sends the first answer's very body), already dumped from a VerdictOut or
+# VerdictAccepted; validating it again would be a second pass over the whole transcript.
 @router.post(
     "/verdict",
-    response_model=VerdictOut,
     responses={
+        200: {"model": VerdictOut, "description": "The recorded verdict."},
         202: {"model": VerdictAccepted, "description": "Queued (asynchronous verdict)."},
         **error_responses(
             UnauthorizedError,
@@ -174,20 +178,19 @@ async def list_verdicts(
     status: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    *,
+    window: WindowDep,
 ) -> VerdictPage:
     """List recorded verdicts, newest first, filtered by category, verdict, status or time.
 
     An agent sees only the verdicts it asked.
     """
-    return await verdicts.list(
+    filters = VerdictFilter(
         owner=caller.owner_scope,
         category=category,
         verdict=verdict,
         status=status,
         since=since,
         until=until,
-        limit=limit,
-        offset=offset,
     )
+    return await verdicts.list(filters, window)

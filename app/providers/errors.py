@@ -1,15 +1,18 @@
 """Typed model-call failures.
 
-ProviderError                  base; ``kind`` is the failure reason recorded on the verdict
-├── retriable
-│   ├── ProviderTimeoutError   timeout: no answer before the call's deadline
-│   ├── RateLimitedError       rate_limited: the provider asked us to slow down
-│   ├── ProviderServerError    provider_error: 5xx, dropped connection, overload
-│   └── InvalidOutputError     invalid_output: the answer does not fit the schema
-└── not retriable
-    ├── AuthError              auth: missing or rejected credentials
-    ├── ProviderRequestError   provider_error: unknown model, bad request
-    └── BudgetExceededError    budget: the call would exceed a spend cap
+ProviderError                    base; ``kind`` is the failure reason recorded on the verdict
+├── ProviderTimeoutError         timeout: no answer before the call's deadline
+├── ProviderRateLimitedError     rate_limited: the provider asked us to slow down
+├── ProviderServerError          provider_error: 5xx, dropped connection, overload
+├── InvalidOutputError           invalid_output: the answer does not fit the schema
+├── AuthError                    auth: missing or rejected credentials
+├── ProviderRequestError         provider_error: unknown model, bad request
+└── BudgetExceededError          budget: the call would exceed a spend cap
+
+What Jury does with them: ``InvalidOutputError`` is the one failure it retries, once, with the
+validation error (a repair re-ask, ``app.deliberation.calls``); every other failure marks the
+juror failed for its round, with its kind, and the round goes on without it. These are model
+failures, part of a verdict's record: the HTTP errors are ``app.core.errors``.
 """
 
 from __future__ import annotations
@@ -30,10 +33,9 @@ class FailureKind(StrEnum):
 
 
 class ProviderError(Exception):
-    """A model call failed; ``kind`` says why, ``retriable`` whether trying again may help."""
+    """A model call failed; ``kind`` says why."""
 
     kind: ClassVar[FailureKind] = FailureKind.PROVIDER_ERROR
-    retriable: ClassVar[bool] = False
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -44,27 +46,22 @@ class ProviderTimeoutError(ProviderError):
     """No answer arrived before the call's deadline."""
 
     kind = FailureKind.TIMEOUT
-    retriable = True
 
 
-class RateLimitedError(ProviderError):
+class ProviderRateLimitedError(ProviderError):
     """The provider rejected the call for rate or quota reasons."""
 
     kind = FailureKind.RATE_LIMITED
-    retriable = True
 
 
 class ProviderServerError(ProviderError):
     """The provider failed on its side (5xx, dropped connection)."""
-
-    retriable = True
 
 
 class InvalidOutputError(ProviderError):
     """The model answered, but not in the required schema."""
 
     kind = FailureKind.INVALID_OUTPUT
-    retriable = True
 
 
 class AuthError(ProviderError):

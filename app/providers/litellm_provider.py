@@ -35,10 +35,10 @@ from app.providers.errors import (
     AuthError,
     BudgetExceededError,
     ProviderError,
+    ProviderRateLimitedError,
     ProviderRequestError,
     ProviderServerError,
     ProviderTimeoutError,
-    RateLimitedError,
 )
 
 litellm.telemetry = False
@@ -180,7 +180,7 @@ def _map_error(exc: Exception) -> ProviderError:
     if isinstance(exc, llm_errors.Timeout | TimeoutError):
         return ProviderTimeoutError(detail)
     if isinstance(exc, llm_errors.RateLimitError):
-        return RateLimitedError(detail)
+        return ProviderRateLimitedError(detail)
     if isinstance(exc, llm_errors.AuthenticationError | llm_errors.PermissionDeniedError):
         return AuthError(detail)
     if isinstance(

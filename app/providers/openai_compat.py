@@ -10,14 +10,14 @@ connection pool cost 5x more CPU per call under concurrency. It does not price c
 models cost nothing Jury can measure, as with litellm.
 
 HTTP status    error
-429            RateLimitedError        (retriable)
+429            ProviderRateLimitedError
 401, 403       AuthError
 400, 402,
 404, 422       ProviderRequestError
-other non-2xx  ProviderServerError     (retriable; 5xx, proxies' 502/504)
-timeout, 408   ProviderTimeoutError    (retriable)
-network error  ProviderServerError     (retriable; refused or dropped connection)
-bad body       ProviderServerError     (a 2xx that is not a chat completion)
+other non-2xx  ProviderServerError       (5xx, proxies' 502/504)
+timeout, 408   ProviderTimeoutError
+network error  ProviderServerError       (refused or dropped connection)
+bad body       ProviderServerError       (a 2xx that is not a chat completion)
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
     AuthError,
     ProviderError,
+    ProviderRateLimitedError,
     ProviderRequestError,
     ProviderServerError,
     ProviderTimeoutError,
-    RateLimitedError,
 )
 
 # Keyless servers (the config refuses api_key_env here); the same placeholder as litellm's.
@@ -134,7 +134,7 @@ def status_error(status: int, text: str) -> ProviderError:
     if status == 408:
         return ProviderTimeoutError(detail)
     if status == 429:
-        return RateLimitedError(detail)
+        return ProviderRateLimitedError(detail)
     if status in (401, 403):
         return AuthError(detail)
     if status in (400, 402, 404, 422):

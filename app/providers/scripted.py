@@ -13,7 +13,7 @@ import anyio
 
 from app.core.config import ModelSpec, ScriptStep
 from app.providers.base import Completion, CompletionRequest
-from app.providers.errors import AuthError, ProviderServerError, RateLimitedError
+from app.providers.errors import AuthError, ProviderRateLimitedError, ProviderServerError
 
 INVALID_TEXT = "I think the answer is probably fine, but I cannot say more."
 
@@ -48,7 +48,7 @@ def _raise_scripted_failure(step: ScriptStep) -> None:
     if step.failure == "error":
         raise ProviderServerError("scripted provider error")
     if step.failure == "rate_limited":
-        raise RateLimitedError("scripted rate limit")
+        raise ProviderRateLimitedError("scripted rate limit")
     if step.failure == "auth":
         raise AuthError("scripted authentication failure")
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Date, DateTime, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    """Return the current time, timezone-aware in UTC."""
-    return datetime.now(UTC)
+from app.core.clock import utcnow
 
 
 class Role(StrEnum):

@@ -8,12 +8,11 @@ every key is revoked later (an open server must never follow from a revocation).
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime
 
 from cachetools import TTLCache
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.clock import Monotonic, monotonic, utcnow
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnavailableError
 from app.security.models import ApiKey, Role
@@ -60,7 +59,7 @@ class KeyService:
         """
         row = await self._find(name_or_id)
         assert row.id is not None
-        if not await self._repo.revoke(row.id, datetime.now(UTC)):
+        if not await self._repo.revoke(row.id, utcnow()):
             raise ConflictError(f"key '{row.name}' is already revoked", name=row.name)
         await self._repo.session.refresh(row)
         return KeyOut.model_validate(row)
@@ -83,14 +82,20 @@ class Authenticator:
     """
 
     def __init__(
-        self, sessionmaker: SessionMaker, *, require_keys: bool = False, cache_s: float = 0.0
+        self,
+        sessionmaker: SessionMaker,
+        *,
+        require_keys: bool = False,
+        cache_s: float = 0.0,
+        clock: Monotonic = monotonic,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._required = require_keys
         self._cache_s = cache_s
+        self._clock = clock
         # Unknown keys are cached too: guessing keys must not cost a query per guess.
         self._keys: TTLCache[str, Principal | None] = TTLCache(
-            maxsize=KEY_CACHE_SIZE, ttl=max(cache_s, 1e-9)
+            maxsize=KEY_CACHE_SIZE, ttl=max(cache_s, 1e-9), timer=clock
         )
         self._local_until = 0.0
 
@@ -125,8 +130,8 @@ class Authenticator:
 
     async def keys_required(self) -> bool:
         """Return whether requests need a key; once true, it stays true for the process."""
-        if not self._required and time.monotonic() >= self._local_until:
-            checked_at = time.monotonic()
+        if not self._required and self._clock() >= self._local_until:
+            checked_at = self._clock()
             async with session_scope(self._sessionmaker) as session:
                 self._required = await KeyRepository(session).any_active()
             self._local_until = checked_at + self._cache_s

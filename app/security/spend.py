@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
+from app.core.clock import WallClock, utcnow
 from app.core.config import Budgets
 from app.core.errors import SpendCapError
 from app.deliberation.budget import Spend
@@ -70,11 +70,6 @@ def seconds_to_midnight(now: datetime) -> int:
     return max(1, math.ceil((tomorrow - now).total_seconds()))
 
 
-def utcnow() -> datetime:
-    """Return the current time in UTC."""
-    return datetime.now(UTC)
-
-
 class SpendGuard:
     """Hold a verdict's estimated spend against its key's daily caps, then settle the actual.
 
@@ -83,9 +78,7 @@ class SpendGuard:
     the cap errs on the side of spending less.
     """
 
-    def __init__(
-        self, ledger: SpendLedger, budgets: Budgets, *, clock: Callable[[], datetime] = utcnow
-    ) -> None:
+    def __init__(self, ledger: SpendLedger, budgets: Budgets, *, clock: WallClock = utcnow) -> None:
         self._ledger = ledger
         self._caps = Caps(budgets.per_key_daily_tokens, budgets.per_key_daily_usd)
         self._reserve = Spend(budgets.reserve_tokens, budgets.reserve_usd)

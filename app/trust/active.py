@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.clock import Monotonic, monotonic
 from app.core.config import NO_JUDGE, JuryConfig, ModelSpec
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import UnavailableError
@@ -128,10 +128,18 @@ class TrustSource:
     after an approval or rollback in this process) makes the next verdict read them again.
     """
 
-    def __init__(self, sessionmaker: SessionMaker, config: JuryConfig, *, cache_s: float = 0.0):
+    def __init__(
+        self,
+        sessionmaker: SessionMaker,
+        config: JuryConfig,
+        *,
+        cache_s: float = 0.0,
+        clock: Monotonic = monotonic,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._config = config
         self._cache_s = cache_s
+        self._clock = clock
         self._cached: Effective | None = None
         self._read_at = 0.0
         # Bumped by ``invalidate``: a read that started before it must not be kept.
@@ -147,9 +155,9 @@ class TrustSource:
     async def current(self) -> Effective:
         """Return the effective trust settings now (at most ``cache_s`` old)."""
         cached = self._cached
-        if cached is not None and time.monotonic() - self._read_at < self._cache_s:
+        if cached is not None and self._clock() - self._read_at < self._cache_s:
             return cached
-        generation, read_at = self._generation, time.monotonic()
+        generation, read_at = self._generation, self._clock()
         async with session_scope(self._sessionmaker) as session:
             state = await TrustRepository(session).active()
         current = effective(state, self._config)

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.verdicts.record.tables import JsonType, utcnow
+from app.core.clock import utcnow
+from app.verdicts.record.tables import JsonType
 
 
 class OutcomeSource(StrEnum):

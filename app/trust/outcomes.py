@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.core.clock import as_utc
 from app.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from app.trust.models import Outcome
-from app.trust.repository import TrustRepository, VerdictHead, as_utc
+from app.trust.repository import TrustRepository, VerdictHead
 from app.trust.schemas import OutcomeCreate, OutcomeHistory, OutcomeOut
 from app.trust.service import TrustService
 

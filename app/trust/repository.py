@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, update
@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.clock import as_utc, utcnow
 from app.core.errors import ConflictError
+from app.core.pages import Window
 from app.trust.models import (
     AuditEntry,
     Outcome,
@@ -52,11 +54,6 @@ class ActiveState:
 
     activation: WeightsActivation | None
     version: WeightsVersion | None
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Return a timezone-aware UTC datetime (SQLite hands back naive ones)."""
-    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class TrustRepository:
@@ -210,7 +207,7 @@ class TrustRepository:
         return await self.session.get(Proposal, proposal_id)
 
     async def proposals(
-        self, *, status: str | None, kind: str | None, limit: int, offset: int
+        self, window: Window, *, status: str | None, kind: str | None
     ) -> tuple[Sequence[Proposal], int]:
         """Return one page of proposals, newest first, and the total matching."""
         conditions = []
@@ -222,8 +219,8 @@ class TrustRepository:
             select(Proposal)
             .where(*conditions)
             .order_by(col(Proposal.id).desc())
-            .limit(limit)
-            .offset(offset)
+            .limit(window.limit)
+            .offset(window.offset)
         )
         total = select(func.count()).select_from(Proposal).where(*conditions)
         rows = (await self.session.exec(statement)).all()
@@ -267,7 +264,7 @@ class TrustRepository:
             .values(
                 status=status.value,
                 decided_by=by,
-                decided_at=datetime.now(UTC),
+                decided_at=utcnow(),
                 comment=comment,
             )
             .execution_options(synchronize_session=False)
@@ -298,7 +295,7 @@ class TrustRepository:
         return entry
 
     async def audit_page(
-        self, *, subject: str | None, limit: int, offset: int
+        self, window: Window, *, subject: str | None
     ) -> tuple[Sequence[AuditEntry], int]:
         """Return audit entries newest first (by insertion order), and the total."""
         conditions = [] if subject is None else [col(AuditEntry.subject) == subject]
@@ -306,8 +303,8 @@ class TrustRepository:
             select(AuditEntry)
             .where(*conditions)
             .order_by(col(AuditEntry.id).desc())
-            .limit(limit)
-            .offset(offset)
+            .limit(window.limit)
+            .offset(window.offset)
         )
         total = select(func.count()).select_from(AuditEntry).where(*conditions)
         rows = (await self.session.exec(statement)).all()

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from app.core.pages import Page
 from app.trust.calibration import CalibrationMap
 from app.trust.models import OutcomeSource, ProposalKind, ProposalStatus
 from app.trust.replay import Flip
@@ -280,13 +281,8 @@ class ProposalSummary(BaseModel):
     version: int | None
 
 
-class ProposalPage(BaseModel):
+class ProposalPage(Page[ProposalSummary]):
     """One page of proposals, newest first."""
-
-    items: list[ProposalSummary]
-    total: int
-    limit: int
-    offset: int
 
 
 # --- audit ---------------------------------------------------------------------------------
@@ -306,10 +302,5 @@ class AuditOut(BaseModel):
     detail: dict[str, Any]
 
 
-class AuditPage(BaseModel):
+class AuditPage(Page[AuditOut]):
     """Audit entries, newest first."""
-
-    items: list[AuditOut]
-    total: int
-    limit: int
-    offset: int

@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.clock import as_utc
 from app.core.config import JuryConfig
 from app.core.errors import ConflictError, ForbiddenError, NotFoundError
+from app.core.pages import Window
 from app.deliberation.schemas import VerdictOut
 from app.trust.active import Effective, effective, juror_models
 from app.trust.drift import decider_counts, rollback_check
@@ -36,7 +38,7 @@ from app.trust.proposals import (
     weights_draft,
 )
 from app.trust.records import OutcomeRecord
-from app.trust.repository import ActiveState, StoredVerdict, TrustRepository, as_utc
+from app.trust.repository import ActiveState, StoredVerdict, TrustRepository
 from app.trust.schemas import (
     AuditOut,
     AuditPage,
@@ -147,28 +149,25 @@ class TrustService:
 
     async def proposals(
         self,
+        window: Window | None = None,
         *,
         status: str | None = None,
         kind: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
     ) -> ProposalPage:
         """Return one page of proposals, newest first."""
-        rows, total = await self._repo.proposals(
-            status=status, kind=kind, limit=limit, offset=offset
-        )
+        window = window or Window()
+        rows, total = await self._repo.proposals(window, status=status, kind=kind)
         items = [proposal_summary(row) for row in rows]
-        return ProposalPage(items=items, total=total, limit=limit, offset=offset)
+        return ProposalPage.of(items, total=total, window=window)
 
-    async def audit(
-        self, *, subject: str | None = None, limit: int = 100, offset: int = 0
-    ) -> AuditPage:
+    async def audit(self, window: Window | None = None, *, subject: str | None = None) -> AuditPage:
         """Return the audit log, newest first."""
-        rows, total = await self._repo.audit_page(subject=subject, limit=limit, offset=offset)
+        window = window or Window(limit=100)
+        rows, total = await self._repo.audit_page(window, subject=subject)
         items = [
             AuditOut.model_validate(row).model_copy(update={"at": as_utc(row.at)}) for row in rows
         ]
-        return AuditPage(items=items, total=total, limit=limit, offset=offset)
+        return AuditPage.of(items, total=total, window=window)
 
     async def _get(self, proposal_id: int) -> Proposal:
         row = await self._repo.proposal(proposal_id)

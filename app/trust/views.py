@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.core.clock import as_utc
 from app.trust.models import Proposal, ProposalKind, ProposalStatus
-from app.trust.repository import as_utc
 from app.trust.schemas import (
     ProposalOut,
     ProposalSummary,

@@ -22,6 +22,7 @@ from app.security.redaction import redacted_kinds, screen
 from app.verdicts.failmode import Undecided, fail_open
 from app.verdicts.idempotency import Claim, IdempotencyKeys, Reply
 from app.verdicts.jobs.queue import VerdictQueue
+from app.verdicts.preparation import deadline_s
 from app.verdicts.service import VerdictService
 
 ROUTE = "/verdict"
@@ -134,4 +135,4 @@ class Intake:
         return fail_open(self._config, undecided)
 
     def _claim_ttl(self, request: VerdictRequest) -> float:
-        return (request.deadline_s or self._config.protocol.deadline_s) + CLAIM_MARGIN_S
+        return deadline_s(request, self._config) + CLAIM_MARGIN_S

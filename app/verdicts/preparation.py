@@ -12,11 +12,10 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
-import anyio
-
+from app.core.clock import Deadline, utcnow
 from app.core.config import JuryConfig, ModelSpec, Panel
 from app.core.errors import InvalidRequestError, PayloadTooLargeError
 from app.core.settings import Settings
@@ -122,7 +121,7 @@ class VerdictPreparation:
         source, risk = await self._rule_of(request.category, version)
         docket = Docket(
             verdict_id=verdict_id or str(uuid.uuid4()),
-            created_at=created_at or datetime.now(UTC),
+            created_at=created_at or utcnow(),
             question=request.question,
             options=tuple(request.options or self._config.protocol.default_options),
             category=request.category,
@@ -205,7 +204,6 @@ class VerdictPreparation:
         judge: ModelSpec | None,
         docket: Docket,
     ) -> Hearing:
-        deadline_s = request.deadline_s or self._config.protocol.deadline_s
         return Hearing(
             case=Case(
                 question=request.question,
@@ -220,7 +218,7 @@ class VerdictPreparation:
             max_rounds=request.max_rounds or self._config.max_rounds(panel),
             quorum=self._config.quorum(panel),
             early_stop=self._config.protocol.early_stop == "unanimous",
-            deadline=anyio.current_time() + deadline_s,
+            deadline=Deadline.after(deadline_s(request, self._config)),
             seed=docket.verdict_id,
             budget=self._round_budget(),
         )
@@ -230,6 +228,11 @@ class VerdictPreparation:
         if budgets.per_verdict_tokens is None and budgets.per_verdict_usd is None:
             return None
         return RoundBudget(tokens=budgets.per_verdict_tokens, usd=budgets.per_verdict_usd)
+
+
+def deadline_s(request: VerdictRequest, config: JuryConfig) -> float:
+    """Return a verdict's overall time budget: the request's, else the config's."""
+    return request.deadline_s or config.protocol.deadline_s
 
 
 def recused_from(spec: ModelSpec, request: VerdictRequest) -> bool:

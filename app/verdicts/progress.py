@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 import anyio
 from redis.asyncio import Redis
 
+from app.core.clock import MAX_DEADLINE_S
 from app.core.redis import EVENTS_BLOCK_S, RedisLink
+from app.deliberation import events
 from app.deliberation.events import TERMINAL_EVENTS, Event
-from app.deliberation.schemas import VerdictIncomplete, VerdictOut
+from app.deliberation.schemas import CallOut, VerdictIncomplete, VerdictOut
 from app.providers.errors import FailureKind
 from app.verdicts.reads import VerdictReads
 
@@ -34,7 +36,7 @@ Record = VerdictOut | VerdictIncomplete
 
 IN_FLIGHT = frozenset({"queued", "running"})
 # A stream gives up on a verdict that never ends (its process died): past the longest deadline.
-MAX_FOLLOW_S = 3_900.0
+MAX_FOLLOW_S = MAX_DEADLINE_S + 300.0
 STREAM_MAXLEN = 2_000
 
 
@@ -219,14 +221,13 @@ def synthesise(record: Record) -> list[Event]:
 
 
 def _from_verdict(verdict: VerdictOut) -> list[Event]:
-    events: list[Event] = []
+    replayed: list[Event] = []
     previous = {(shift.juror, shift.round): shift.from_position for shift in verdict.shifts}
     for round_ in verdict.rounds:
         for p in round_.positions:
-            events.append(
-                Event(
-                    type="juror_answered",
-                    verdict_id=verdict.id,
+            replayed.append(
+                events.juror_answered(
+                    verdict.id,
                     round=round_.number,
                     juror=p.juror,
                     position=p.position,
@@ -235,11 +236,10 @@ def _from_verdict(verdict: VerdictOut) -> list[Event]:
                     latency_ms=p.latency_ms,
                 )
             )
-            if p.changed and (p.juror, round_.number) in previous:
-                events.append(
-                    Event(
-                        type="shift",
-                        verdict_id=verdict.id,
+            if p.changed and p.position is not None and (p.juror, round_.number) in previous:
+                replayed.append(
+                    events.shift(
+                        verdict.id,
                         round=round_.number,
                         juror=p.juror,
                         previous=previous[(p.juror, round_.number)],
@@ -247,20 +247,16 @@ def _from_verdict(verdict: VerdictOut) -> list[Event]:
                     )
                 )
         valid = sum(1 for p in round_.positions if p.failure is None)
-        events.append(
-            Event(
-                type="round_finished",
-                verdict_id=verdict.id,
-                round=round_.number,
-                detail=f"{valid} of {len(round_.positions)} jurors answered",
+        replayed.append(
+            events.round_finished(
+                verdict.id, round=round_.number, valid=valid, total=len(round_.positions)
             )
         )
     judge = verdict.judge
     if judge.verdict is not None or judge.failure is not None:
-        events.append(
-            Event(
-                type="judge_answered",
-                verdict_id=verdict.id,
+        replayed.append(
+            events.judge_answered(
+                verdict.id,
                 juror=judge.name,
                 position=judge.verdict,
                 confidence=judge.confidence,
@@ -268,36 +264,41 @@ def _from_verdict(verdict: VerdictOut) -> list[Event]:
                 latency_ms=judge.latency_ms,
             )
         )
-    events.append(
-        Event(
-            type="verdict",
-            verdict_id=verdict.id,
-            position=verdict.verdict,
-            confidence=verdict.confidence,
-        )
+    replayed.append(
+        events.verdict_reached(verdict.id, position=verdict.verdict, confidence=verdict.confidence)
     )
-    return events
+    return replayed
 
 
 def _from_incomplete(record: VerdictIncomplete) -> list[Event]:
-    events = [
-        Event(
-            type="judge_answered" if call.role == "judge" else "juror_answered",
-            verdict_id=record.id,
-            round=None if call.role == "judge" else call.round,
+    replayed = [_from_call(record.id, call) for call in record.calls]
+    error = record.error or {}
+    if record.status == "no_quorum":
+        valid, quorum = int(error.get("valid", 0)), int(error.get("quorum", 0))
+        replayed.append(events.no_quorum(record.id, valid=valid, quorum=quorum))
+    else:
+        detail = str(error.get("detail") or record.status)
+        replayed.append(events.failed(record.id, detail=detail))
+    return replayed
+
+
+def _from_call(verdict_id: str, call: CallOut) -> Event:
+    failure = FailureKind(call.failure_kind) if call.failure_kind else None
+    if call.role == "judge":
+        return events.judge_answered(
+            verdict_id,
             juror=call.juror,
             position=call.position,
             confidence=call.confidence,
-            failure=FailureKind(call.failure_kind) if call.failure_kind else None,
+            failure=failure,
             latency_ms=call.latency_ms,
         )
-        for call in record.calls
-    ]
-    error = record.error or {}
-    if record.status == "no_quorum":
-        detail = f"{error.get('valid')} valid position(s); the quorum is {error.get('quorum')}"
-        events.append(Event(type="no_quorum", verdict_id=record.id, detail=detail))
-    else:
-        detail = str(error.get("detail") or record.status)
-        events.append(Event(type="failed", verdict_id=record.id, detail=detail))
-    return events
+    return events.juror_answered(
+        verdict_id,
+        round=call.round,
+        juror=call.juror,
+        position=call.position,
+        confidence=call.confidence,
+        failure=failure,
+        latency_ms=call.latency_ms,
+    )

@@ -5,12 +5,11 @@ The API, the CLI and the progress stream read verdicts back through ``VerdictRea
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import NotFoundError
+from app.core.pages import Window
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictPage, VerdictSummary
-from app.verdicts.record.repository import VerdictRepository
+from app.verdicts.record.repository import VerdictFilter, VerdictRepository
 
 
 class VerdictReads:
@@ -47,31 +46,14 @@ class VerdictReads:
             raise _not_found(verdict_id)
 
     async def list(
-        self,
-        *,
-        category: str | None = None,
-        verdict: str | None = None,
-        status: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        owner: int | None = None,
+        self, filters: VerdictFilter | None = None, window: Window | None = None
     ) -> VerdictPage:
-        """Return one page of recorded verdicts, newest first (``owner``: that key's only)."""
+        """Return one page of recorded verdicts that match ``filters``, newest first."""
+        filters, window = filters or VerdictFilter(), window or Window()
         async with session_scope(self._sessionmaker) as session:
-            rows, total = await VerdictRepository(session).page(
-                owner=owner,
-                category=category,
-                verdict=verdict,
-                status=status,
-                since=since,
-                until=until,
-                limit=limit,
-                offset=offset,
-            )
+            rows, total = await VerdictRepository(session).page(filters, window)
         items = [VerdictSummary.model_validate(row, from_attributes=True) for row in rows]
-        return VerdictPage(items=items, total=total, limit=limit, offset=offset)
+        return VerdictPage.of(items, total=total, window=window)
 
     async def count_queued(self) -> int:
         """Return how many asynchronous verdicts wait for a worker."""

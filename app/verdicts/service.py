@@ -18,9 +18,10 @@ from app.core.config import JuryConfig
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import JuryError, NoQuorumError, NotFoundError, UnavailableError
 from app.core.settings import Settings
+from app.deliberation import events
 from app.deliberation.assembly import assemble
 from app.deliberation.budget import Spend
-from app.deliberation.events import Event, EventSink, NullSink, Tee
+from app.deliberation.events import EventSink, NullSink, Tee
 from app.deliberation.protocol import NoQuorumReachedError, Transcript, deliberate
 from app.deliberation.schemas import VerdictAccepted, VerdictOut, VerdictRequest
 from app.providers.hub import ProviderHub
@@ -125,25 +126,24 @@ class VerdictService:
         ``ClaimLostError`` when another worker took it over meanwhile (nothing is recorded by
         this one), and the errors of ``decide`` (recorded as the verdict's outcome).
         """
-        events = self._sink(sink)
         async with session_scope(self._sessionmaker) as session:
             row = await VerdictRepository(session).get(verdict_id)
         if row is None:
             raise NotFoundError(f"verdict '{verdict_id}' not found", id=verdict_id)
         verdict: VerdictOut | None = None  # stays None when shutdown interrupts the verdict
         with self._in_flight.track():
-            verdict = await self._decide_claimed(row, worker, events)
+            verdict = await self._decide_claimed(row, worker, self._sink(sink))
         # track() swallows shutdown's cancellation: the assignment above may not have happened.
         return verdict  # noqa: RET504
 
-    async def _decide_claimed(self, row: Verdict, worker: str, events: EventSink) -> VerdictOut:
-        record = VerdictRecord.claimed(self._writer, row.id, worker=worker, sink=events)
+    async def _decide_claimed(self, row: Verdict, worker: str, sink: EventSink) -> VerdictOut:
+        record = VerdictRecord.claimed(self._writer, row.id, worker=worker, sink=sink)
         try:
             prepared = await self._preparation.prepare_queued(row)
             reservation = await self._reserve(row.api_key_id)
         except JuryError as exc:
             await record.refused(exc)
-            await events.publish(Event(type="failed", verdict_id=row.id, detail=exc.detail))
+            await sink.publish(events.failed(row.id, detail=exc.detail))
             raise
         return await self._hear(prepared, record, reservation)
 
@@ -208,11 +208,8 @@ class VerdictService:
         sink = record.calls.sink
         counting.count_verdict(verdict, counting.category_label(self.config, docket.category))
         await sink.publish(
-            Event(
-                type="verdict",
-                verdict_id=verdict.id,
-                position=verdict.verdict,
-                confidence=verdict.confidence,
+            events.verdict_reached(
+                verdict.id, position=verdict.verdict, confidence=verdict.confidence
             )
         )
         return verdict
@@ -244,10 +241,10 @@ class VerdictService:
             raise await self._record_no_quorum(prepared, exc, record) from None
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                status = await record.ended_early(exc)
-                if status is not None:
+                detail = await record.ended_early(exc)
+                if detail is not None:
                     await record.calls.sink.publish(
-                        Event(type="failed", verdict_id=prepared.verdict_id, detail=status)
+                        events.failed(prepared.verdict_id, detail=detail)
                     )
             # A failed write inside a round's task group arrives wrapped: answer with the
             # Jury error itself (a 503 for a database fault), not a 500 for the group.
@@ -268,7 +265,7 @@ class VerdictService:
             docket.panel, counting.category_label(self.config, docket.category)
         )
         await record.calls.sink.publish(
-            Event(type="no_quorum", verdict_id=docket.verdict_id, detail=str(exc))
+            events.no_quorum(docket.verdict_id, valid=exc.valid, quorum=exc.quorum)
         )
         return error
 

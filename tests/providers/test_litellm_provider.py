@@ -19,10 +19,10 @@ from app.providers.errors import (
     AuthError,
     FailureKind,
     ProviderError,
+    ProviderRateLimitedError,
     ProviderRequestError,
     ProviderServerError,
     ProviderTimeoutError,
-    RateLimitedError,
 )
 from app.providers.litellm_provider import LiteLLMProvider, _call_arguments, _map_error
 
@@ -65,7 +65,7 @@ ERRORS: list[tuple[str, Callable[[], Exception], type[ProviderError]]] = [
     (
         "rate limit",
         lambda: llm.RateLimitError("429", PROVIDER, MODEL, response=_response(429)),
-        RateLimitedError,
+        ProviderRateLimitedError,
     ),
     ("authentication", lambda: llm.AuthenticationError("401", PROVIDER, MODEL), AuthError),
     (
@@ -121,19 +121,17 @@ def test_litellm_errors_map_onto_typed_failures(
 
 
 @pytest.mark.parametrize(
-    ("error", "kind", "retriable"),
+    ("error", "kind"),
     [
-        (ProviderTimeoutError, FailureKind.TIMEOUT, True),
-        (RateLimitedError, FailureKind.RATE_LIMITED, True),
-        (ProviderServerError, FailureKind.PROVIDER_ERROR, True),
-        (AuthError, FailureKind.AUTH, False),
-        (ProviderRequestError, FailureKind.PROVIDER_ERROR, False),
+        (ProviderTimeoutError, FailureKind.TIMEOUT),
+        (ProviderRateLimitedError, FailureKind.RATE_LIMITED),
+        (ProviderServerError, FailureKind.PROVIDER_ERROR),
+        (AuthError, FailureKind.AUTH),
+        (ProviderRequestError, FailureKind.PROVIDER_ERROR),
     ],
 )
-def test_mapped_failures_say_whether_to_retry(
-    error: type[ProviderError], kind: FailureKind, retriable: bool
-) -> None:
-    assert (error.kind, error.retriable) == (kind, retriable)
+def test_mapped_failures_record_their_kind(error: type[ProviderError], kind: FailureKind) -> None:
+    assert error.kind == kind
 
 
 def test_mapped_detail_is_bounded() -> None:

@@ -11,11 +11,12 @@ from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema, parse_juro
 from app.providers.base import CompletionRequest, Message
 from app.providers.errors import (
     AuthError,
+    FailureKind,
     ProviderError,
+    ProviderRateLimitedError,
     ProviderRequestError,
     ProviderServerError,
     ProviderTimeoutError,
-    RateLimitedError,
 )
 from app.providers.hub import ProviderHub
 from app.providers.openai_compat import (
@@ -84,7 +85,7 @@ def test_the_body_is_the_litellm_request_without_the_provider_prefix() -> None:
     ("status", "expected"),
     [
         (408, ProviderTimeoutError),
-        (429, RateLimitedError),
+        (429, ProviderRateLimitedError),
         (401, AuthError),
         (403, AuthError),
         (400, ProviderRequestError),
@@ -110,7 +111,7 @@ def test_a_body_that_is_not_a_chat_completion_is_a_server_error() -> None:
         parse_completion(spec(), b'{"choices": []}')
 
 
-async def test_a_refused_connection_is_a_retriable_server_error() -> None:
+async def test_a_refused_connection_is_a_server_error() -> None:
     provider = OpenAICompatibleProvider()
     try:
         with pytest.raises(ProviderServerError) as caught:
@@ -118,7 +119,7 @@ async def test_a_refused_connection_is_a_retriable_server_error() -> None:
     finally:
         await provider.aclose()
 
-    assert caught.value.retriable
+    assert caught.value.kind == FailureKind.PROVIDER_ERROR
 
 
 async def test_a_slow_server_is_a_timeout() -> None:

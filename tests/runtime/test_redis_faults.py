@@ -6,7 +6,6 @@ Each test runs a redis-server of its own on a free loopback port, then stops it 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from app.core.config import JuryConfig
-from tests.builders import app_client, make_settings, scripted_config, step
+from tests.builders import app_client, eventually, make_settings, scripted_config, step
 from tests.redis_servers import redis_server
 
 pytestmark = pytest.mark.anyio
@@ -44,12 +43,12 @@ async def timed_verdicts(client: httpx.AsyncClient, count: int) -> list[tuple[in
 
 
 async def decided(client: httpx.AsyncClient, location: str) -> str:
-    for _ in range(200):
-        status = str((await client.get(location)).json()["status"])
-        if status not in ("queued", "running"):
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{location} was never decided")
+    async def status() -> str:
+        return str((await client.get(location)).json()["status"])
+
+    return await eventually(
+        status, lambda seen: seen not in ("queued", "running"), what=f"{location} decided"
+    )
 
 
 async def test_a_stopped_redis_degrades_but_verdicts_are_served(

@@ -13,7 +13,7 @@ from app.core.config import JuryConfig
 from app.core.db import create_engine, create_sessionmaker
 from app.http.app import create_app
 from app.verdicts.record.tables import ModelCall, Verdict
-from tests.builders import make_settings, scripted_config, step
+from tests.builders import eventually, make_settings, scripted_config, step
 
 pytestmark = pytest.mark.anyio
 
@@ -43,12 +43,12 @@ async def recorded(database_url: str) -> tuple[list[Verdict], list[ModelCall]]:
 
 
 async def wait_for_calls(database_url: str, n: int) -> None:
-    """Wait (up to 10 s) until ``n`` model calls are stored."""
-    for _ in range(500):
-        if len((await recorded(database_url))[1]) >= n:
-            return
-        await anyio.sleep(0.02)
-    raise AssertionError(f"{n} model call(s) were not stored within 10 s")
+    """Wait until ``n`` model calls are stored."""
+
+    async def stored() -> int:
+        return len((await recorded(database_url))[1])
+
+    await eventually(stored, lambda count: count >= n, what=f"{n} model call(s) stored")
 
 
 async def shut_down_mid_verdict(database_url: str, *, slow_ms: float, grace_s: float) -> Any:

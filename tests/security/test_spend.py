@@ -139,7 +139,8 @@ async def test_an_exhausted_cap_says_why_and_when_it_resets(sqlite_database: str
     assert first.status_code == 200
     assert refused.status_code == 429
     retry_after = int(refused.headers["retry-after"])
-    assert abs(retry_after - seconds_to_midnight(datetime.now(UTC))) <= 5
+    # When exactly: test_a_refusal_retries_after_the_next_utc_midnight, on a fixed clock.
+    assert 1 <= retry_after <= 86_400
     assert refused.json() == {
         "error": "spend_cap_exceeded",
         "detail": "the daily spend cap of this API key is reached (per_key_daily_tokens); "
@@ -150,6 +151,30 @@ async def test_an_exhausted_cap_says_why_and_when_it_resets(sqlite_database: str
         "spent_tokens": 210,
         "spent_usd": 0.0,
     }
+
+
+@pytest.mark.parametrize(
+    ("now", "retry_after_s"),
+    [
+        (datetime(2026, 3, 1, 23, 0, tzinfo=UTC), 3_600),
+        (datetime(2026, 3, 1, 23, 59, 59, 500_000, tzinfo=UTC), 1),
+        (datetime(2026, 3, 1, 0, 0, tzinfo=UTC), 86_400),
+    ],
+)
+async def test_a_refusal_retries_after_the_next_utc_midnight(
+    now: datetime, retry_after_s: int
+) -> None:
+    budgets = Budgets(per_key_daily_tokens=100, reserve_tokens=100)
+    guard = SpendGuard(MemorySpendLedger(), budgets, clock=lambda: now)
+    held = await guard.reserve(7)
+
+    with pytest.raises(SpendCapError) as caught:
+        await guard.reserve(7)
+
+    assert held is not None
+    assert held.day == now.date()
+    assert caught.value.headers == {"Retry-After": str(retry_after_s)}
+    assert caught.value.extra["retry_after_s"] == seconds_to_midnight(now) == retry_after_s
 
 
 async def test_the_actual_use_replaces_the_reserve(database_url: str) -> None:

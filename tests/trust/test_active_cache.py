@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import anyio
-import httpx
 import pytest
 
-from app.http.app import create_app
+from app.trust.active import TrustSource
+from tests.builders import ManualClock
 from tests.trust.harness import (
     REVIEWER,
     SMALL_PLAN,
@@ -16,39 +15,35 @@ from tests.trust.harness import (
     propose,
     seed,
     serve,
-    settings_for,
 )
 
 pytestmark = pytest.mark.anyio
 
-CACHE_S = 1.0
+CACHE_S = 60.0
 
 
 async def test_an_approval_on_another_replica_applies_within_the_cache_time(
     sqlite_database: str,
 ) -> None:
-    settings = settings_for(sqlite_database).model_copy(update={"trust_cache_s": CACHE_S})
-    replica = create_app(settings, config=panel_config())
-    transport = httpx.ASGITransport(app=replica)
-    async with (
-        replica.router.lifespan_context(replica),
-        httpx.AsyncClient(transport=transport, base_url="http://replica.test") as client,
-        serve(sqlite_database) as other,
-    ):
+    clock = ManualClock()
+    async with serve(sqlite_database) as other:
+        # This replica's view of the active weights: its own source, on the same database.
+        replica = TrustSource(other.sessionmaker, panel_config(), cache_s=CACHE_S, clock=clock)
         await seed(other, SMALL_PLAN)
         proposal = await propose(other.client)
-        before = await ask(client, "finance")
+        before, _ = await replica.active("finance")
         approved = await other.client.post(
             f"/trust/proposals/{proposal['id']}/approve", json=REVIEWER
         )
-        cached = await ask(client, "finance")
-        await anyio.sleep(CACHE_S * 1.5)
-        after = await ask(client, "finance")
+        clock.advance(CACHE_S * 0.5)
+        cached, _ = await replica.active("finance")
+        clock.advance(CACHE_S)
+        after, _ = await replica.active("finance")
 
     assert approved.status_code == 200, approved.text
-    assert before["weights_version"] is None
-    assert cached["weights_version"] is None
-    assert after["weights_version"] == 1
+    assert before is None
+    assert cached is None
+    assert after == 1
 
 
 async def test_an_approval_through_this_process_applies_to_the_next_verdict(

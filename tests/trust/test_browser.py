@@ -29,6 +29,7 @@ from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 from app.http.app import create_app
 from app.security.models import Role
+from tests.builders import eventually
 from tests.security.keys import add_keys, bearer
 
 from .harness import SMALL_PLAN, panel_config, propose, seed, serve, settings_for
@@ -84,10 +85,12 @@ async def live_server(database_url: str) -> AsyncIterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        with anyio.fail_after(START_TIMEOUT_S):
-            while not server.started:
-                assert thread.is_alive(), "the server stopped while starting"
-                await anyio.sleep(0.05)
+
+        async def started() -> bool:
+            assert thread.is_alive(), "the server stopped while starting"
+            return bool(server.started)
+
+        await eventually(started, what="the server started", timeout_s=START_TIMEOUT_S)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 import anyio
 
 from app.core import metrics
+from app.core.clock import WallClock, utcnow
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import ClaimLostError, JuryError, UnavailableError
 from app.verdicts.record.repository import VerdictRepository
@@ -33,11 +33,6 @@ ACKNOWLEDGE: frozenset[JobOutcome] = frozenset({"done", "missing"})
 Claimed = Literal["claimed"]
 
 
-def utcnow() -> datetime:
-    """Return the current time in UTC."""
-    return datetime.now(UTC)
-
-
 class VerdictJobs:
     """Claim and deliberate queued verdicts."""
 
@@ -47,7 +42,7 @@ class VerdictJobs:
         sessionmaker: SessionMaker,
         *,
         lease_s: float,
-        clock: Callable[[], datetime] = utcnow,
+        clock: WallClock = utcnow,
     ) -> None:
         self._verdicts = verdicts
         self._sessionmaker = sessionmaker

@@ -9,10 +9,11 @@ from typing import Any
 import anyio
 
 from app.core import metrics
+from app.deliberation import events
 from app.deliberation.answers import JudgeAnswer
 from app.deliberation.budget import Spend, spend_of
 from app.deliberation.calls import CallOutcome
-from app.deliberation.events import Event, EventSink
+from app.deliberation.events import EventSink
 from app.deliberation.protocol import JurorTurn
 from app.verdicts.record.statements import call_row
 from app.verdicts.record.writer import RecordWriter, Row, Unit
@@ -53,10 +54,9 @@ class CallRecorder:
         outcome = turn.outcome
         await self._store(outcome, changed=turn.changed)
         answer = outcome.answer
-        await self._publish(
-            Event(
-                type="juror_answered",
-                verdict_id=self._verdict_id,
+        await self.sink.publish(
+            events.juror_answered(
+                self._verdict_id,
                 round=outcome.round_number,
                 juror=outcome.spec.name,
                 position=answer.position if answer else None,
@@ -67,10 +67,9 @@ class CallRecorder:
         )
         if turn.changed and answer is not None:
             metrics.SHIFTS.labels(outcome.spec.name).inc()
-            await self._publish(
-                Event(
-                    type="shift",
-                    verdict_id=self._verdict_id,
+            await self.sink.publish(
+                events.shift(
+                    self._verdict_id,
                     round=outcome.round_number,
                     juror=outcome.spec.name,
                     previous=turn.previous,
@@ -81,23 +80,17 @@ class CallRecorder:
     async def round_finished(self, number: int, turns: Sequence[JurorTurn]) -> None:
         """Announce the end of a round."""
         valid = sum(1 for turn in turns if turn.outcome.ok)
-        await self._publish(
-            Event(
-                type="round_finished",
-                verdict_id=self._verdict_id,
-                round=number,
-                detail=f"{valid} of {len(turns)} jurors answered",
-            )
+        await self.sink.publish(
+            events.round_finished(self._verdict_id, round=number, valid=valid, total=len(turns))
         )
 
     async def judge_answered(self, outcome: CallOutcome[JudgeAnswer]) -> None:
         """Count and announce the judge's call; it is stored with the verdict's outcome."""
         await self._store(outcome, changed=False, with_outcome=True)
         answer = outcome.answer
-        await self._publish(
-            Event(
-                type="judge_answered",
-                verdict_id=self._verdict_id,
+        await self.sink.publish(
+            events.judge_answered(
+                self._verdict_id,
                 juror=outcome.spec.name,
                 position=answer.verdict if answer else None,
                 confidence=answer.confidence if answer else None,
@@ -124,9 +117,6 @@ class CallRecorder:
         for unit in self._units:
             if unit.error is not None:
                 raise unit.error
-
-    async def _publish(self, event: Event) -> None:
-        await self.sink.publish(event)
 
 
 def _count(outcome: CallOutcome[Any]) -> None:

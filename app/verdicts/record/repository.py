@@ -6,14 +6,46 @@ What the record writer writes (rows, outcomes) is built in ``statements.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Update, and_, func, or_, update
+from sqlalchemy import ColumnElement, Update, and_, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.clock import as_utc
+from app.core.pages import Window
 from app.verdicts.record.statements import held_by
 from app.verdicts.record.tables import ModelCall, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictFilter:
+    """Which verdicts a listing keeps; ``owner``: only those asked with that API key."""
+
+    owner: int | None = None
+    category: str | None = None
+    verdict: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """Return the WHERE conditions of this filter."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.owner is not None:
+            conditions.append(col(Verdict.api_key_id) == self.owner)
+        if self.category is not None:
+            conditions.append(col(Verdict.category) == self.category)
+        if self.verdict is not None:
+            conditions.append(col(Verdict.verdict) == self.verdict)
+        if self.status is not None:
+            conditions.append(col(Verdict.status) == self.status)
+        if self.since is not None:
+            conditions.append(col(Verdict.created_at) >= as_utc(self.since))
+        if self.until is not None:
+            conditions.append(col(Verdict.created_at) < as_utc(self.until))
+        return conditions
 
 
 class VerdictRepository:
@@ -89,52 +121,18 @@ class VerdictRepository:
         )
         return (await self.session.exec(statement)).all()
 
-    async def page(
-        self,
-        *,
-        category: str | None,
-        verdict: str | None,
-        status: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-        offset: int,
-        owner: int | None = None,
-    ) -> tuple[Sequence[Verdict], int]:
-        """Return one page of verdicts, newest first, and the total matching.
-
-        ``owner`` keeps only the verdicts asked with that API key.
-        """
-        conditions = []
-        if owner is not None:
-            conditions.append(col(Verdict.api_key_id) == owner)
-        if category is not None:
-            conditions.append(col(Verdict.category) == category)
-        if verdict is not None:
-            conditions.append(col(Verdict.verdict) == verdict)
-        if status is not None:
-            conditions.append(col(Verdict.status) == status)
-        if since is not None:
-            conditions.append(col(Verdict.created_at) >= as_utc(since))
-        if until is not None:
-            conditions.append(col(Verdict.created_at) < as_utc(until))
+    async def page(self, filters: VerdictFilter, window: Window) -> tuple[Sequence[Verdict], int]:
+        """Return one page of the verdicts that match ``filters``, newest first, and the total
+        matching."""
+        conditions = filters.conditions()
         statement = (
             select(Verdict)
             .where(*conditions)
             .order_by(col(Verdict.created_at).desc(), col(Verdict.id).desc())
-            .limit(limit)
-            .offset(offset)
+            .limit(window.limit)
+            .offset(window.offset)
         )
         total_statement = select(func.count()).select_from(Verdict).where(*conditions)
         rows = (await self.session.exec(statement)).all()
         total = (await self.session.exec(total_statement)).one()
         return rows, int(total)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Return ``moment`` in UTC, naive ones read as UTC.
-
-    SQLite keeps no time zone: stored times are UTC wall-clock text, so a bound parameter must
-    be UTC wall-clock too, or a time with another offset compares wrongly.
-    """
-    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

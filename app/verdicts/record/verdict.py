@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from app.core.clock import utcnow
 from app.core.errors import JuryError, NoQuorumError, UnavailableError
 from app.deliberation.assembly import Docket, rounds_out
-from app.deliberation.events import EventSink, NullSink
+from app.deliberation.events import EventSink, NullSink, no_quorum_detail
 from app.deliberation.protocol import NoQuorumReachedError
 from app.deliberation.schemas import VerdictOut, VerdictRequest
 from app.verdicts.record import statements
@@ -83,19 +83,20 @@ class VerdictRecord:
     async def completed(self, verdict: VerdictOut) -> None:
         """Commit the verdict with the judge's call, once every other call is committed."""
         await self.calls.flush()
-        change = statements.completed(self._hold, verdict, at=_now())
+        change = statements.completed(self._hold, verdict, at=utcnow())
         await self._finish(change, rows=self.calls.final_rows)
 
     async def refused(self, error: JuryError) -> None:
         """Record that the verdict failed before it started, and why (``error``'s body)."""
-        await self._finish(statements.ended(self._hold, "failed", error=error.body(), at=_now()))
+        await self._finish(statements.ended(self._hold, "failed", error=error.body(), at=utcnow()))
 
     async def ended_early(self, exc: BaseException) -> str | None:
         """Record why a deliberation ended without a verdict, with every call it made.
 
-        Returns the status recorded: ``failed``, ``interrupted`` (cancelled by shutdown), or
-        None when nothing was (a claimed verdict went back to the queue for another worker, or
-        the verdict's own row was never written: its insert is what failed).
+        The status recorded is ``failed``, or ``interrupted`` (cancelled by shutdown). Returns
+        the recorded error's detail, or None when nothing was recorded (a claimed verdict went
+        back to the queue for another worker, or the verdict's own row was never written: its
+        insert is what failed).
         """
         with contextlib.suppress(Exception):
             # What can be written is: a write that failed may be why the verdict failed, so
@@ -107,12 +108,13 @@ class VerdictRecord:
             await self._writer.update(statements.requeued(self._hold))
             return None
         status: statements.Ending = "failed" if isinstance(exc, Exception) else "interrupted"
+        detail = repr(exc)
         try:
-            change = statements.ended(self._hold, status, error={"detail": repr(exc)}, at=_now())
+            change = statements.ended(self._hold, status, error={"detail": detail}, at=utcnow())
             await self._finish(change)
         except LookupError:
             return None
-        return status
+        return detail
 
     async def no_quorum(self, docket: Docket, exc: NoQuorumReachedError) -> NoQuorumError:
         """Record that too few jurors gave a valid position; return the error to answer."""
@@ -126,7 +128,7 @@ class VerdictRecord:
             "recused": list(docket.recused),
         }
         await self.calls.flush()
-        await self._finish(statements.ended(self._hold, "no_quorum", error=body, at=_now()))
+        await self._finish(statements.ended(self._hold, "no_quorum", error=body, at=utcnow()))
         return no_quorum_error(body)
 
     async def _finish(self, change: Change, *, rows: Sequence[Row] = ()) -> None:
@@ -144,14 +146,6 @@ class VerdictRecord:
             raise self._hold.lost()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def no_quorum_error(body: dict[str, Any]) -> NoQuorumError:
     """Return the error a verdict recorded as ``no_quorum`` answers, from its recorded body."""
-    detail = (
-        f"only {body.get('valid')} juror(s) gave a valid position; "
-        f"the quorum is {body.get('quorum')}"
-    )
-    return NoQuorumError(detail, **body)
+    return NoQuorumError(no_quorum_detail(int(body["valid"]), int(body["quorum"])), **body)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +30,7 @@ from app.verdicts.jobs.queue import GROUP, STREAM
 from app.verdicts.record.repository import VerdictRepository
 from app.verdicts.record.statements import ClaimedRow, ended
 from app.verdicts.record.tables import ModelCall, Verdict
-from tests.builders import app_client, make_settings, scripted_config, step
+from tests.builders import app_client, eventually, make_settings, scripted_config, step
 from tests.workers import worker_in_process, worker_process
 
 pytestmark = pytest.mark.anyio
@@ -52,13 +51,16 @@ def panel(latency_ms: float = 50) -> JuryConfig:
 
 async def decided(client: httpx.AsyncClient, location: str, timeout_s: float = 20) -> Any:
     """Poll ``location`` until the verdict is no longer queued or running."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = (await client.get(location)).json()
-        if body["status"] not in ("queued", "running"):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{location} was not decided within {timeout_s}s")
+
+    async def body() -> Any:
+        return (await client.get(location)).json()
+
+    return await eventually(
+        body,
+        lambda seen: seen["status"] not in ("queued", "running"),
+        what=f"{location} decided",
+        timeout_s=timeout_s,
+    )
 
 
 async def row_of(sessionmaker: SessionMaker, verdict_id: str) -> Verdict:
@@ -207,13 +209,13 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 async def wait_for(
     sessionmaker: SessionMaker, verdict_id: str, done: Any, timeout_s: float
 ) -> Verdict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        row = await row_of(sessionmaker, verdict_id)
-        if done(row):
-            return row
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"verdict {verdict_id} never got there: {row.status}")
+    return await eventually(
+        lambda: row_of(sessionmaker, verdict_id),
+        done,
+        what=f"verdict {verdict_id} got there",
+        timeout_s=timeout_s,
+        every_s=0.1,
+    )
 
 
 def pending_jobs(redis_url: str) -> int:
@@ -266,10 +268,10 @@ async def test_a_verdict_survives_its_worker_being_killed(
 
 
 async def wait_until(check: Any, *, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.2)
+    async def checked() -> Any:
+        return check()
+
+    await eventually(checked, what="the check", timeout_s=timeout_s, every_s=0.2)
 
 
 async def test_a_worker_stopped_mid_verdict_puts_it_back_in_the_queue(
