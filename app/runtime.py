@@ -104,7 +104,7 @@ async def _open_services(
     url = settings.resolved_database_url()
     if settings.auto_migrate:
         await upgrade(url)
-    engine = create_engine(url)
+    engine = create_engine(url, timeout_s=settings.database_timeout_s)
     sessionmaker = create_sessionmaker(engine)
     hub = ProviderHub(config, local_limiter=local_limiter)
     trust = TrustSource(sessionmaker, config, cache_s=settings.trust_cache_s)

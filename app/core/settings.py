@@ -32,6 +32,14 @@ class Settings(BaseSettings):
 
     config: Path = Field(default=REPO_CONFIG_DIR / "jury.yaml", description="Jury YAML config.")
     database_url: str = Field(default="", description="SQLAlchemy URL; SQLite file if empty.")
+    database_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="The longest one database statement, connection attempt or wait for a "
+        "pooled connection may take (PostgreSQL: connect, command and statement timeouts; "
+        "SQLite: the busy timeout) before the request answers 503.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for idempotency keys, rate limits, progress events and the queue of "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,6 +21,9 @@ from app.core.errors import UnavailableError
 from app.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
+
+# A probe that hangs is worse than one that fails: an orchestrator's own timeout is about this.
+READY_TIMEOUT_S = 0.5
 
 
 @router.get("/healthz")
@@ -48,8 +52,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def _database(runtime: Runtime) -> str:
     try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        with anyio.fail_after(READY_TIMEOUT_S):
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"unavailable: no answer within {READY_TIMEOUT_S:g} s"
     except Exception as exc:
         return f"unavailable: {type(exc).__name__}"
     return "ok"
