@@ -85,6 +85,14 @@ class Settings(BaseSettings):
         description="A queued job not acknowledged for this long (its worker died) is handed "
         "to another worker. Keep it longer than worker_lease_s.",
     )
+    sweep_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often `jury serve` and `jury worker` look for the rows a dead process "
+        "left: synchronous verdicts still running past their deadline (marked interrupted) and "
+        "asynchronous jobs that may be lost (queued again).",
+    )
     auto_migrate: bool = Field(default=True, description="Run Alembic migrations at start-up.")
     max_question_chars: int = Field(default=8_000, gt=0)
     max_context_chars: int = Field(default=200_000, gt=0)
