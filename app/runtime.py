@@ -31,6 +31,7 @@ from app.verdicts.jobs.queue import MemoryQueue, VerdictQueue, make_broker, reco
 from app.verdicts.progress import Progress, ProgressBus
 from app.verdicts.reads import VerdictReads
 from app.verdicts.service import VerdictService
+from app.verdicts.sweeper import Sweeper
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +53,22 @@ class Runtime:
     queue: VerdictQueue
     intake: Intake
     progress: Progress
+    sweeper: Sweeper
 
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, config: JuryConfig | None = None, run_queue: bool = False
+    settings: Settings,
+    *,
+    config: JuryConfig | None = None,
+    run_queue: bool = False,
+    sweep: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Load the config, serve its local models, open the database and build the services.
 
     ``run_queue``: this process runs queued verdicts itself (``jury serve``): those sent while
     Redis failed, and, without Redis, all of them, those a previous process left included.
+    ``sweep`` (implied by ``run_queue``): this process sweeps up the rows dead processes left.
     """
     config = config or load_config(settings.config)
     async with (
@@ -72,6 +79,8 @@ async def open_runtime(
     ):
         if run_queue:
             await _run_queue(stack, runtime)
+        if run_queue or sweep:
+            await _sweep(stack, runtime)
         yield runtime
 
 
@@ -84,6 +93,13 @@ async def _run_queue(stack: AsyncExitStack, runtime: Runtime) -> None:
     await group.start(runtime.queue.memory.serve)
     if runtime.redis is None:
         await recover(runtime.queue.memory, runtime.sessionmaker)
+
+
+async def _sweep(stack: AsyncExitStack, runtime: Runtime) -> None:
+    """Sweep up abandoned rows until the runtime closes."""
+    group = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(group.cancel_scope.cancel)
+    await group.start(runtime.sweeper.run)
 
 
 async def _drain(runtime: Runtime) -> None:
@@ -104,7 +120,7 @@ async def _open_services(
     url = settings.resolved_database_url()
     if settings.auto_migrate:
         await upgrade(url)
-    engine = create_engine(url)
+    engine = create_engine(url, timeout_s=settings.database_timeout_s)
     sessionmaker = create_sessionmaker(engine)
     hub = ProviderHub(config, local_limiter=local_limiter)
     trust = TrustSource(sessionmaker, config, cache_s=settings.trust_cache_s)
@@ -163,6 +179,13 @@ async def _open_services(
                 queue=queue,
                 intake=intake,
                 progress=Progress(bus, reads),
+                sweeper=Sweeper(
+                    sessionmaker=sessionmaker,
+                    config=config,
+                    settings=settings,
+                    queue=queue,
+                    events=bus,
+                ),
             )
         finally:
             # Before the engine goes: verdicts in progress finish, or record their interruption.

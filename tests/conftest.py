@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from app.migrations.migrate import upgrade_sync
 from tests.databases import empty_postgres, run_sql, sqlite_url, with_database
 from tests.redis_servers import REDIS_URL, flush
+from tests.services import ServiceError, ensure_postgres, ensure_redis
 
 # Importing litellm must never reach for the network (it would fetch its price map): the app sets
 # this in app.core.settings, but a test may import the litellm provider before that module.
@@ -63,10 +64,11 @@ def sqlite_database(sqlite_template: Path, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    """Return the PostgreSQL server URL, failing with a clear message if it is down."""
+    """Return the PostgreSQL server URL, started if it is down; fail clearly if it cannot be."""
     try:
+        ensure_postgres(POSTGRES_URL)
         run_sql(POSTGRES_URL, "SELECT 1")
-    except (OSError, DBAPIError) as exc:
+    except (OSError, DBAPIError, ServiceError) as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {POSTGRES_URL} ({type(exc).__name__}); start it, "
             'set JURY_TEST_POSTGRES_URL, or deselect these tests with -m "not postgres"'
@@ -120,17 +122,29 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         run_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True)
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """Return the URL of the shared Redis server's test database, emptied."""
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """Return the shared Redis server's test URL, the server started if it is down."""
     try:
-        flush(REDIS_URL)
-    except redis.RedisError as exc:
+        ensure_redis(REDIS_URL)
+    except ServiceError as exc:
         pytest.fail(
-            f"Redis is not reachable at {REDIS_URL} ({type(exc).__name__}); start it or set "
-            "JURY_TEST_REDIS_URL"
+            f"Redis is not reachable at {REDIS_URL} ({exc}); start it or set JURY_TEST_REDIS_URL"
         )
     return REDIS_URL
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """Return the URL of the shared Redis server's test database, emptied."""
+    try:
+        flush(redis_server_url)
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis is not reachable at {redis_server_url} ({type(exc).__name__}); start it or "
+            "set JURY_TEST_REDIS_URL"
+        )
+    return redis_server_url
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -66,11 +66,12 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[RedisServer]:
-    """Run a throwaway redis-server on a free loopback port, without persistence."""
+def redis_server(workdir: Path, port: int | None = None) -> Iterator[RedisServer]:
+    """Run a throwaway redis-server on ``port`` (a free loopback one by default), without
+    persistence: started again on the same port, it is a Redis that restarted empty."""
     binary = shutil.which("redis-server")
     assert binary is not None, "redis-server is not installed"
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
         cwd=workdir,

@@ -32,7 +32,7 @@ def run_with_keys(settings: Settings, work: Callable[[KeyService], Awaitable[T]]
         url = settings.resolved_database_url()
         if settings.auto_migrate:
             await upgrade(url)
-        engine = create_engine(url)
+        engine = create_engine(url, timeout_s=settings.database_timeout_s)
         try:
             async with session_scope(create_sessionmaker(engine)) as session:
                 return await work(KeyService(session))
@@ -102,7 +102,7 @@ def is_loopback(host: str) -> bool:
 
 
 async def _keys_exist(settings: Settings) -> bool:
-    engine = create_engine(settings.resolved_database_url())
+    engine = create_engine(settings.resolved_database_url(), timeout_s=settings.database_timeout_s)
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
             return await KeyRepository(session).any_active()

@@ -55,7 +55,7 @@ async def run_worker(
             "jury worker needs JURY_REDIS_URL: without Redis, `jury serve` runs asynchronous "
             "verdicts itself"
         )
-    async with open_runtime(settings, config=config) as runtime:
+    async with open_runtime(settings, config=config, sweep=True) as runtime:
         broker = make_broker(settings, settings.redis_url, worker=True)
         broker.register_task(job_handler(runtime.jobs), task_name=TASK_NAME)
         broker.is_worker_process = True

@@ -6,6 +6,7 @@ verdict record, the recorder's own short transactions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -27,33 +28,63 @@ from app.core.errors import UnavailableError
 
 SessionMaker = async_sessionmaker[AsyncSession]
 
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# The longest one statement, one connection attempt or one wait for a pooled connection may
+# take, whatever the database does (a frozen server included): past it the statement fails and
+# the request answers 503. Jury's statements take milliseconds; the settings can change it.
+DEFAULT_TIMEOUT_S = 5.0
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine; SQLite files get WAL mode and a busy timeout."""
+def create_engine(
+    url: str, *, echo: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> AsyncEngine:
+    """Create the async engine, every statement and connection bounded by ``timeout_s``.
+
+    PostgreSQL: a connect timeout, a client-side command timeout (it holds when the server
+    stops answering altogether) and the same server-side ``statement_timeout`` (the server
+    stops the work too). SQLite files: WAL mode and a busy timeout of the same length.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, echo=echo)
+        return _sqlite_engine(url, echo=echo, timeout_s=timeout_s)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() == "asyncpg":
+        connect_args = {
+            "timeout": timeout_s,
+            "command_timeout": timeout_s,
+            "server_settings": {"statement_timeout": str(int(timeout_s * 1000))},
+        }
     return create_async_engine(
-        url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=5
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=timeout_s,
+        connect_args=connect_args,
     )
 
 
-def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 5})
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+def _sqlite_engine(url: str, *, echo: bool, timeout_s: float) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # In the URL, so that the blocking engine on the same file (below) waits as long.
+    parsed = parsed.update_query_dict({"timeout": str(timeout_s)})
+    engine = create_async_engine(parsed, echo=echo)
+    event.listen(engine.sync_engine, "connect", functools.partial(_sqlite_pragmas, timeout_s))
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_timeout_s(url: URL) -> float:
+    value = url.query.get("timeout")
+    return float(value) if isinstance(value, str) else DEFAULT_TIMEOUT_S
+
+
+def _sqlite_pragmas(timeout_s: float, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers proceed during a write; the busy timeout waits out short locks.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -71,10 +102,8 @@ def threaded_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     # Each transaction commits or rolls back itself: the pool's reset would be a wasted call.
-    sync = sa_create_engine(
-        url.set(drivername="sqlite"), connect_args={"timeout": 5}, pool_reset_on_return=None
-    )
-    event.listen(sync, "connect", _sqlite_pragmas)
+    sync = sa_create_engine(url.set(drivername="sqlite"), pool_reset_on_return=None)
+    event.listen(sync, "connect", functools.partial(_sqlite_pragmas, _sqlite_timeout_s(url)))
     return sync
 
 
@@ -94,7 +123,7 @@ async def connection_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncCon
     try:
         async with engine.begin() as connection:
             yield connection
-    except (OperationalError, DBAPIError, OSError) as exc:
+    except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
         raise UnavailableError(f"database unavailable: {type(exc).__name__}") from exc
 
 
@@ -112,5 +141,5 @@ async def session_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSessio
             except BaseException:
                 await session.rollback()
                 raise
-    except (OperationalError, DBAPIError, OSError) as exc:
+    except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
         raise UnavailableError(f"database unavailable: {type(exc).__name__}") from exc

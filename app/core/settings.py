@@ -32,6 +32,14 @@ class Settings(BaseSettings):
 
     config: Path = Field(default=REPO_CONFIG_DIR / "jury.yaml", description="Jury YAML config.")
     database_url: str = Field(default="", description="SQLAlchemy URL; SQLite file if empty.")
+    database_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="The longest one database statement, connection attempt or wait for a "
+        "pooled connection may take (PostgreSQL: connect, command and statement timeouts; "
+        "SQLite: the busy timeout) before the request answers 503.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for idempotency keys, rate limits, progress events and the queue of "
@@ -76,6 +84,14 @@ class Settings(BaseSettings):
         le=86_400,
         description="A queued job not acknowledged for this long (its worker died) is handed "
         "to another worker. Keep it longer than worker_lease_s.",
+    )
+    sweep_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often `jury serve` and `jury worker` look for the rows a dead process "
+        "left: synchronous verdicts still running past their deadline (marked interrupted) and "
+        "asynchronous jobs that may be lost (queued again).",
     )
     auto_migrate: bool = Field(default=True, description="Run Alembic migrations at start-up.")
     max_question_chars: int = Field(default=8_000, gt=0)

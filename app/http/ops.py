@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Literal
 
+import anyio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -21,6 +22,9 @@ from app.http.deps import RuntimeDep
 from app.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
+
+# A probe that hangs is worse than one that fails: an orchestrator's own timeout is about this.
+READY_TIMEOUT_S = 0.5
 
 
 @router.get("/healthz")
@@ -57,8 +61,11 @@ async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
 
 async def _database(runtime: Runtime) -> str:
     try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        with anyio.fail_after(READY_TIMEOUT_S):
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"unavailable: no answer within {READY_TIMEOUT_S:g} s"
     except Exception as exc:
         return f"unavailable: {type(exc).__name__}"
     return "ok"

@@ -7,10 +7,13 @@ write) before it unwinds, so no verdict is left ``running`` by a clean shutdown.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import anyio
+
+from app.core.errors import UnavailableError
 
 
 class InFlight:
@@ -54,3 +57,17 @@ class InFlight:
             return
         with anyio.move_on_after(timeout_s):
             await self._idle.wait()
+
+
+@contextmanager
+def shielded_until(bound: float = math.inf) -> Iterator[None]:
+    """Shield the body from cancellation (shutdown's), but not past ``bound`` (anyio time).
+
+    A verdict's record writes run to their end when shutdown interrupts it; a database that
+    does not answer must still not hold the request past its deadline. Cut short by ``bound``,
+    the body raises ``UnavailableError``: the caller must not go on as if it were stored.
+    """
+    with anyio.CancelScope(shield=True, deadline=bound) as scope:
+        yield
+    if scope.cancelled_caught:
+        raise UnavailableError("database unavailable: no answer within the verdict's deadline")

@@ -8,6 +8,7 @@ through ``VerdictReads`` (``reads.py``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Literal
 
@@ -27,7 +28,7 @@ from app.deliberation.schemas import VerdictAccepted, VerdictOut, VerdictRequest
 from app.providers.hub import ProviderHub
 from app.security.spend import Reservation, SpendGuard
 from app.verdicts import counting
-from app.verdicts.inflight import InFlight
+from app.verdicts.inflight import InFlight, shielded_until
 from app.verdicts.preparation import (
     CalibrationSource,
     PreparedVerdict,
@@ -70,6 +71,8 @@ class VerdictService:
             rules=rules,
         )
         self._spend = spend
+        # Past its deadline a verdict waits at most this long for its record (see _bound).
+        self._record_grace_s = settings.database_timeout_s
         # Every verdict's events also go to the progress log that the SSE stream follows.
         self._progress = progress or NullSink()
         self._in_flight = InFlight()
@@ -92,11 +95,15 @@ class VerdictService:
         """
         verdict: VerdictOut | None = None
         with self._in_flight.track():
-            prepared = await self._preparation.prepare(request, api_key_id=api_key_id)
-            reservation = await self._reserve(api_key_id)
-            # Written while round 1 runs; the writer commits it before any of its calls.
-            record = self._open(prepared, status="running", sink=self._sink(sink))
-            verdict = await self._hear(prepared, record, reservation)
+            bound = self._bound(request)
+            with anyio.CancelScope(deadline=bound) as scope:
+                prepared = await self._preparation.prepare(request, api_key_id=api_key_id)
+                reservation = await self._reserve(api_key_id)
+                # Written while round 1 runs; the writer commits it before any of its calls.
+                record = self._open(prepared, status="running", sink=self._sink(sink), bound=bound)
+                verdict = await self._hear(prepared, record, reservation, bound)
+            if scope.cancelled_caught:
+                raise _past_bound(request)
         if verdict is None:
             raise UnavailableError(
                 "Jury is shutting down: the verdict was interrupted before it was decided "
@@ -112,8 +119,11 @@ class VerdictService:
         The checks of ``decide`` that need no model (sizes, panel) answer at once; the spend
         cap is checked when a worker takes the verdict (a refusal is recorded as ``failed``).
         """
-        prepared = await self._preparation.prepare(request, api_key_id=api_key_id)
-        await self._open(prepared, status="queued").written()
+        with anyio.move_on_after(self._record_grace_s * 2) as scope:
+            prepared = await self._preparation.prepare(request, api_key_id=api_key_id)
+            await self._open(prepared, status="queued").written()
+        if scope.cancelled_caught:
+            raise UnavailableError("database unavailable: the queued verdict was not recorded")
         docket = prepared.docket
         return VerdictAccepted.for_id(docket.verdict_id, created_at=docket.created_at)
 
@@ -131,13 +141,20 @@ class VerdictService:
         if row is None:
             raise NotFoundError(f"verdict '{verdict_id}' not found", id=verdict_id)
         verdict: VerdictOut | None = None  # stays None when shutdown interrupts the verdict
+        request = VerdictRequest.model_validate(row.request)
         with self._in_flight.track():
-            verdict = await self._decide_claimed(row, worker, self._sink(sink))
+            bound = self._bound(request)
+            with anyio.CancelScope(deadline=bound) as scope:
+                verdict = await self._decide_claimed(row, worker, self._sink(sink), bound)
+            if scope.cancelled_caught:
+                raise _past_bound(request)
         # track() swallows shutdown's cancellation: the assignment above may not have happened.
-        return verdict  # noqa: RET504
+        return verdict
 
-    async def _decide_claimed(self, row: Verdict, worker: str, sink: EventSink) -> VerdictOut:
-        record = VerdictRecord.claimed(self._writer, row.id, worker=worker, sink=sink)
+    async def _decide_claimed(
+        self, row: Verdict, worker: str, sink: EventSink, bound: float
+    ) -> VerdictOut:
+        record = VerdictRecord.claimed(self._writer, row.id, worker=worker, sink=sink, bound=bound)
         try:
             prepared = await self._preparation.prepare_queued(row)
             reservation = await self._reserve(row.api_key_id)
@@ -145,7 +162,7 @@ class VerdictService:
             await record.refused(exc)
             await sink.publish(events.failed(row.id, detail=exc.detail))
             raise
-        return await self._hear(prepared, record, reservation)
+        return await self._hear(prepared, record, reservation, bound)
 
     def _open(
         self,
@@ -153,6 +170,7 @@ class VerdictService:
         *,
         status: Literal["queued", "running"],
         sink: EventSink | None = None,
+        bound: float = math.inf,
     ) -> VerdictRecord:
         return VerdictRecord.open(
             self._writer,
@@ -161,7 +179,14 @@ class VerdictService:
             api_key_id=prepared.api_key_id,
             status=status,
             sink=sink,
+            bound=bound,
         )
+
+    def _bound(self, request: VerdictRequest) -> float:
+        """Return when a verdict must have ended, stored or not: its deadline, then one
+        database timeout for the record (a frozen database must not hold the request)."""
+        deadline_s = request.deadline_s or self.config.protocol.deadline_s
+        return anyio.current_time() + deadline_s + self._record_grace_s
 
     def _sink(self, sink: EventSink | None) -> EventSink:
         return Tee(sink, self._progress) if sink is not None else self._progress
@@ -185,25 +210,30 @@ class VerdictService:
         return interrupted
 
     async def _hear(
-        self, prepared: PreparedVerdict, record: VerdictRecord, reservation: Reservation | None
+        self,
+        prepared: PreparedVerdict,
+        record: VerdictRecord,
+        reservation: Reservation | None,
+        bound: float,
     ) -> VerdictOut:
         """Deliberate and record the verdict.
 
         The spend is reserved before the verdict is recorded: a refused request leaves no row.
+        The record's writes are shielded from shutdown, not from ``bound`` (see ``_bound``).
         """
         docket = prepared.docket
         try:
             started = time.perf_counter()
-            transcript = await self._deliberate(prepared, record)
+            transcript = await self._deliberate(prepared, record, bound)
             specs = {spec.name: spec for spec in self.config.models()}
             verdict = assemble(
                 docket, transcript, specs, latency_ms=(time.perf_counter() - started) * 1000
             )
             # Shielded: a verdict whose transcript is complete is stored, shutdown or not.
-            with anyio.CancelScope(shield=True):
+            with shielded_until(bound):
                 await record.completed(verdict)
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True, deadline=bound):
                 await self._settle(reservation, record.calls.spent)
         sink = record.calls.sink
         counting.count_verdict(verdict, counting.category_label(self.config, docket.category))
@@ -228,7 +258,9 @@ class VerdictService:
             # The reserve stays counted: the cap errs on the side of spending less.
             logger.warning("spend of key %s not settled: %s", reservation.key_id, exc.detail)
 
-    async def _deliberate(self, prepared: PreparedVerdict, record: VerdictRecord) -> Transcript:
+    async def _deliberate(
+        self, prepared: PreparedVerdict, record: VerdictRecord, bound: float
+    ) -> Transcript:
         hearing = prepared.hearing
         try:
             if len(hearing.jurors) < hearing.quorum:
@@ -240,7 +272,7 @@ class VerdictService:
         except NoQuorumReachedError as exc:
             raise await self._record_no_quorum(prepared, exc, record) from None
         except BaseException as exc:
-            with anyio.CancelScope(shield=True):
+            with shielded_until(bound):
                 detail = await record.ended_early(exc)
                 if detail is not None:
                     await record.calls.sink.publish(
@@ -268,6 +300,13 @@ class VerdictService:
             events.no_quorum(docket.verdict_id, valid=exc.valid, quorum=exc.quorum)
         )
         return error
+
+
+def _past_bound(request: VerdictRequest) -> UnavailableError:
+    return UnavailableError(
+        "database unavailable: the verdict could not be recorded within its deadline",
+        deadline_s=request.deadline_s,
+    )
 
 
 def _jury_error_in(exc: BaseException) -> JuryError | None:

@@ -31,6 +31,7 @@ from app.http.app import create_app
 from app.security.models import Role
 from tests.builders import eventually
 from tests.security.keys import add_keys, bearer
+from tests.services import ServiceError, ensure_chromium
 
 from .harness import SMALL_PLAN, panel_config, propose, seed, serve, settings_for
 
@@ -56,13 +57,11 @@ KEYS = {"rita": Role.REVIEWER, "sam": Role.REVIEWER, "ada": Role.ADMIN}
 
 @pytest.fixture
 def chromium() -> Path:
-    """Return Debian's Chromium, or fail saying how to install it or skip these tests."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}: apt-get install -y chromium "
-            'chromium-driver, or deselect these tests with -m "not browser"'
-        )
-    return CHROMIUM
+    """Return Debian's Chromium, installed if missing, or fail saying how to skip these tests."""
+    try:
+        return ensure_chromium(CHROMIUM)
+    except ServiceError as exc:
+        pytest.fail(f'{exc}; install it or deselect these tests with -m "not browser"')
 
 
 @pytest.fixture

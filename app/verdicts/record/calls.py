@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
-
-import anyio
 
 from app.core import metrics
 from app.deliberation import events
@@ -15,6 +14,7 @@ from app.deliberation.budget import Spend, spend_of
 from app.deliberation.calls import CallOutcome
 from app.deliberation.events import EventSink
 from app.deliberation.protocol import JurorTurn
+from app.verdicts.inflight import shielded_until
 from app.verdicts.record.statements import call_row
 from app.verdicts.record.writer import RecordWriter, Row, Unit
 
@@ -30,8 +30,12 @@ class CallRecorder:
     unit (``final_rows``), and ``flush`` waits for the rest before the verdict is answered.
     """
 
-    def __init__(self, writer: RecordWriter, verdict_id: str, sink: EventSink) -> None:
+    def __init__(
+        self, writer: RecordWriter, verdict_id: str, sink: EventSink, *, bound: float = math.inf
+    ) -> None:
         self._writer = writer
+        # When the verdict must have ended: its writes wait for the database no longer.
+        self._bound = bound
         self._verdict_id = verdict_id
         self.sink = sink
         self.spent = Spend()
@@ -46,7 +50,7 @@ class CallRecorder:
     async def flush(self) -> None:
         """Return once every row handed over is committed; raise why one was not."""
         # Shielded: shutdown's cancellation must not leave a verdict's calls half-written.
-        with anyio.CancelScope(shield=True):
+        with shielded_until(self._bound):
             await self._writer.wait(self._units)
 
     async def juror_answered(self, turn: JurorTurn) -> None:

@@ -110,6 +110,65 @@ class VerdictRepository:
         )
         return (await self.session.exec(statement)).all()
 
+    async def running_unclaimed(
+        self, *, started_before: datetime, limit: int = 500
+    ) -> Sequence[Verdict]:
+        """Return synchronous verdicts still ``running`` that started before ``started_before``."""
+        statement = (
+            select(Verdict)
+            .where(
+                col(Verdict.status) == "running",
+                col(Verdict.claimed_by).is_(None),
+                col(Verdict.created_at) < as_utc(started_before),
+            )
+            .order_by(col(Verdict.created_at))
+            .limit(limit)
+        )
+        return (await self.session.exec(statement)).all()
+
+    async def interrupt_abandoned(self, verdict_id: str, *, now: datetime, detail: str) -> bool:
+        """Mark a synchronous verdict still ``running`` as ``interrupted``; False if it ended
+        meanwhile (or another sweeper got there first)."""
+        statement = (
+            update(Verdict)
+            .where(
+                col(Verdict.id) == verdict_id,
+                col(Verdict.status) == "running",
+                col(Verdict.claimed_by).is_(None),
+            )
+            .values(
+                status="interrupted",
+                finished_at=as_utc(now),
+                error={"error": "interrupted", "detail": detail},
+            )
+        )
+        return await self._changed_one(statement)
+
+    async def orphaned_async_ids(
+        self, *, now: datetime, queued_before: datetime, limit: int = 1_000
+    ) -> Sequence[str]:
+        """Return asynchronous verdicts no worker may hold: queued since before
+        ``queued_before``, or claimed under a lease that lapsed; oldest first."""
+        statement = (
+            select(Verdict.id)
+            .where(
+                or_(
+                    and_(
+                        col(Verdict.status) == "queued",
+                        col(Verdict.created_at) < as_utc(queued_before),
+                    ),
+                    and_(
+                        col(Verdict.status) == "running",
+                        col(Verdict.claimed_by).is_not(None),
+                        col(Verdict.lease_until) < as_utc(now),
+                    ),
+                )
+            )
+            .order_by(col(Verdict.created_at))
+            .limit(limit)
+        )
+        return (await self.session.exec(statement)).all()
+
     async def _changed_one(self, statement: Update) -> bool:
         result = await self.session.exec(statement.execution_options(synchronize_session=False))
         return result.rowcount == 1

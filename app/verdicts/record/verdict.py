@@ -12,6 +12,7 @@ write goes through the process's ``RecordWriter``; every row and UPDATE is built
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -30,10 +31,12 @@ from app.verdicts.record.writer import Change, RecordWriter, Row
 class VerdictRecord:
     """Write one verdict's record; ``calls`` is the protocol's observer that stores its calls."""
 
-    def __init__(self, writer: RecordWriter, hold: Hold, sink: EventSink) -> None:
+    def __init__(
+        self, writer: RecordWriter, hold: Hold, sink: EventSink, *, bound: float = math.inf
+    ) -> None:
         self._writer = writer
         self._hold = hold
-        self.calls = CallRecorder(writer, hold.verdict_id, sink)
+        self.calls = CallRecorder(writer, hold.verdict_id, sink, bound=bound)
 
     @classmethod
     def open(
@@ -45,12 +48,13 @@ class VerdictRecord:
         api_key_id: int | None,
         status: Literal["queued", "running"],
         sink: EventSink | None = None,
+        bound: float = math.inf,
     ) -> VerdictRecord:
         """Start a new verdict's record: its row is handed over ahead of its calls.
 
         The writer commits it before any of its calls; ``written`` waits for it.
         """
-        record = cls(writer, OwnRow(docket.verdict_id), sink or NullSink())
+        record = cls(writer, OwnRow(docket.verdict_id), sink or NullSink(), bound=bound)
         record.calls.open(
             statements.new_verdict_row(
                 verdict_id=docket.verdict_id,
@@ -71,10 +75,16 @@ class VerdictRecord:
 
     @classmethod
     def claimed(
-        cls, writer: RecordWriter, verdict_id: str, *, worker: str, sink: EventSink
+        cls,
+        writer: RecordWriter,
+        verdict_id: str,
+        *,
+        worker: str,
+        sink: EventSink,
+        bound: float = math.inf,
     ) -> VerdictRecord:
         """Continue the record of a queued verdict ``worker`` claimed, while the claim holds."""
-        return cls(writer, ClaimedRow(verdict_id, worker), sink)
+        return cls(writer, ClaimedRow(verdict_id, worker), sink, bound=bound)
 
     async def written(self) -> None:
         """Return once everything handed over is committed; raise why it was not."""
