@@ -12,6 +12,8 @@ that shows its result.
                                           (a page from N), the stored evidence
     POST /review/proposals/{id}/approve   form fields reviewer, comment -> 303 /review?decided=
     POST /review/proposals/{id}/reject    the same
+    POST /review/weights/rollback         form fields version (0: neutral), reviewer, comment
+                                          -> 303 /review?restored=
     GET  /review/verdicts/{id}            a verdict's transcript and its outcome
     GET  /review/review.css               the stylesheet (no key needed: the sign-in page uses it)
 
@@ -39,7 +41,7 @@ from app.trust.decision import SUMMARISED, decision_summary, flip_page
 from app.trust.evidence import evidence_view
 from app.trust.models import ProposalStatus
 from app.trust.outcomes import OutcomeService
-from app.trust.schemas import Decision, ProposalOut
+from app.trust.schemas import Decision, ProposalOut, RollbackRequest
 from app.trust.timeline import accuracy_over_time
 
 AUDIT_LIMIT = 50
@@ -80,7 +82,12 @@ async def stylesheet() -> FileResponse:
 
 
 @router.get("", name="review_index", response_class=HTMLResponse)
-async def index(request: Request, trust: TrustDep, decided: int | None = None) -> Response:
+async def index(
+    request: Request,
+    trust: TrustDep,
+    decided: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    restored: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+) -> Response:
     """Show what awaits review, what was decided, the weights history and the audit log."""
     pending = await trust.proposals(Window(limit=50), status=ProposalStatus.PROPOSED.value)
     recent = await trust.proposals(Window(limit=DECIDED_LIMIT + len(pending.items)))
@@ -95,6 +102,7 @@ async def index(request: Request, trust: TrustDep, decided: int | None = None) -
         request,
         "index.html",
         notice=notice,
+        restored=restored,
         pending=pending.items,
         decided=[p for p in recent.items if p.status is not ProposalStatus.PROPOSED],
         weights=await trust.weights(),
@@ -216,6 +224,31 @@ async def reject(
 ) -> Response:
     """Reject a pending proposal; the weights in force do not change."""
     return await _decide(request, session, trust, proposal_id, "reject", _decision(form))
+
+
+@router.post("/weights/rollback", name="review_rollback")
+async def rollback(
+    request: Request, session: SessionDep, trust: TrustDep, form: PageFormDep
+) -> Response:
+    """Make an earlier version, or the neutral weights (version 0), active again."""
+    fields = {name: form.get(name, "") for name in ("version", "reviewer", "comment")}
+    try:
+        body = RollbackRequest.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _refused_rollback(request, f"Not restored: {problems}.", 422)
+    reviewer = resolve_actor(request, body.reviewer)
+    try:
+        await trust.rollback(body.version, reviewer=reviewer, comment=body.comment)
+    except (ConflictError, NotFoundError) as exc:
+        await session.rollback()
+        return _refused_rollback(request, f"Not restored: {exc.detail}.", exc.status_code)
+    url = f"{path_for(request, 'review_index')}?restored={body.version}"
+    return RedirectResponse(url, status_code=303)
+
+
+def _refused_rollback(request: Request, message: str, status_code: int) -> HTMLResponse:
+    return page(request, "refused.html", status_code=status_code, message=message)
 
 
 @router.get("/verdicts/{verdict_id}", name="review_verdict", response_class=HTMLResponse)

@@ -68,6 +68,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/review/proposals/{proposal_id}"): REVIEWER,
     ("POST", "/review/proposals/{proposal_id}/approve"): REVIEWER,
     ("POST", "/review/proposals/{proposal_id}/reject"): REVIEWER,
+    ("POST", "/review/weights/rollback"): REVIEWER,
     ("GET", "/review/verdicts/{verdict_id}"): REVIEWER,
     # Keys and the configuration are the admins'.
     ("GET", "/admin/keys"): ADMIN,

@@ -239,6 +239,15 @@ async def test_a_reviewer_signs_in_approves_rejects_and_signs_out(
         )
         assert created.status_code == 201, created.text
         await _reject_the_calibration_proposal(page, base, shots)
+        # Back to the neutral weights, as before the first approval.
+        await page.get_by_label("Restore").select_option("0")
+        await page.get_by_label("Why").fill("Back to neutral: one week is not enough.")
+        await page.get_by_role("button", name="Restore").click()
+        await page.wait_for_url(re.compile(r"/review\?restored=0$"))
+        await expect(page.get_by_role("status")).to_contain_text(
+            "The neutral weights are active again, restored by rita."
+        )
+        assert (await api.get("/trust/weights")).json()["version"] is None
         cookies = await page.context.cookies()
         [session] = [c for c in cookies if c["name"] == "jury_review"]
         assert (session["httpOnly"], session["sameSite"], session["path"]) == (

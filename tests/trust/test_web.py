@@ -251,6 +251,38 @@ async def test_approving_through_the_form_activates_a_version(database_url: str)
         assert "Decided" in decided.text
 
 
+async def test_rolling_back_to_the_neutral_weights_from_the_page(sqlite_database: str) -> None:
+    async with serve(sqlite_database) as served:
+        client = served.client
+        proposal = await _pending(served)
+        csrf = await _csrf(client, proposal["id"])
+        approved = await client.post(
+            f"/review/proposals/{proposal['id']}/approve", data=_form(csrf)
+        )
+        assert approved.status_code == 303
+        index = Page(await client.get("/review"))
+        assert "the neutral weights (before any approval)" in index.text
+        form = {"version": "0", "reviewer": "sam", "comment": "back to neutral", "csrf": csrf}
+        restored = await client.post("/review/weights/rollback", data=form)
+        assert (restored.status_code, restored.headers["location"]) == (303, "/review?restored=0")
+        assert (await client.get("/trust/weights")).json()["version"] is None
+        after = Page(await client.get(restored.headers["location"]))
+        assert "The neutral weights are active again, restored by sam." in after.text
+        assert "sam weights.rolled_back weights:0 back to neutral" in after.text
+        again = Page(await client.post("/review/weights/rollback", data=form), 409)
+        assert "Not restored: weights version 0 is already active." in again.text
+        missing = Page(
+            await client.post("/review/weights/rollback", data={**form, "version": "9"}), 404
+        )
+        assert "Not restored: weights version 9 not found." in missing.text
+        blank = Page(
+            await client.post("/review/weights/rollback", data={**form, "comment": ""}), 422
+        )
+        assert "Not restored: comment:" in blank.text
+        forged = await client.post("/review/weights/rollback", data={**form, "csrf": ""})
+        assert forged.status_code == 403
+
+
 async def test_rejecting_through_the_form_changes_no_weights(sqlite_database: str) -> None:
     async with serve(sqlite_database) as served:
         client = served.client
