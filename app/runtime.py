@@ -17,6 +17,7 @@ from app.core.settings import Settings
 from app.migrations.migrate import upgrade
 from app.providers.hub import ProviderHub
 from app.providers.local.runtime import serve_local_models
+from app.providers.local.supervisor import StartupProgress
 from app.providers.preflight import check_hosted_credentials, check_ollama_models
 from app.security.ledger import DatabaseSpendLedger
 from app.security.ratelimit import RateLimiter
@@ -63,16 +64,18 @@ async def open_runtime(
     config: JuryConfig | None = None,
     run_queue: bool = False,
     sweep: bool = False,
+    progress: StartupProgress | None = None,
 ) -> AsyncIterator[Runtime]:
     """Load the config, serve its local models, open the database and build the services.
 
     ``run_queue``: this process runs queued verdicts itself (``jury serve``): those sent while
     Redis failed, and, without Redis, all of them, those a previous process left included.
     ``sweep`` (implied by ``run_queue``): this process sweeps up the rows dead processes left.
+    ``progress`` hears each step of starting the local models (assembly, server start).
     """
     config = config or load_config(settings.config)
     async with (
-        serve_local_models(config) as local_limiter,
+        serve_local_models(config, progress=progress) as local_limiter,
         open_redis(settings) as link,
         _open_services(settings, config, local_limiter, link) as runtime,
         AsyncExitStack() as stack,

@@ -31,11 +31,16 @@ def settings_for(config: Path | None) -> Settings:
     return Settings(config=config) if config is not None else Settings()
 
 
+def _local_progress(message: str) -> None:
+    """Show a step of starting the local models on stderr (stdout may be JSON)."""
+    errors.print(f"[dim]local models: {message}[/]")
+
+
 def run_in_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
     """Open the runtime, run ``work`` with it, and turn Jury errors into a clean exit."""
 
     async def main() -> T:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, progress=_local_progress) as runtime:
             return await work(runtime)
 
     try:

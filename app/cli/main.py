@@ -21,6 +21,8 @@ from app.core.pages import Window
 from app.deliberation.events import Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
 from app.verdicts.record.repository import VerdictFilter
+from app.runtime import Runtime
+from eval.evidence import low_trust_note, shipped_evidence
 
 app = typer.Typer(help="Jury: multi-model jury deliberation.", no_args_is_help=True)
 verdicts_app = typer.Typer(help="Read recorded verdicts.", no_args_is_help=True)
@@ -143,11 +145,18 @@ def ask(
         max_rounds=max_rounds,
     )
     sink = ProgressPrinter(errors if as_json else console)
-    verdict = _run(_settings(config), lambda rt: rt.verdicts.decide(request, sink=sink))
+
+    async def decide(runtime: Runtime) -> tuple[VerdictOut, str | None]:
+        verdict = await runtime.verdicts.decide(request, sink=sink)
+        return verdict, low_trust_note(shipped_evidence(runtime.config, panel=verdict.panel))
+
+    verdict, note = _run(_settings(config), decide)
     if as_json:
         typer.echo(json.dumps(verdict.model_dump(mode="json", by_alias=True), indent=2))
     else:
         print_verdict(verdict)
+    if note is not None:
+        (errors if as_json else console).print(f"[yellow]{note}[/]")
 
 
 def print_verdict(verdict: VerdictOut) -> None:
@@ -161,6 +170,12 @@ def print_verdict(verdict: VerdictOut) -> None:
         console.print(f"[yellow]judge fallback[/]: {verdict.judge.fallback_reason}")
     if verdict.escalate:
         console.print(f"[bold yellow]escalate[/]: {', '.join(verdict.escalate_reasons)}")
+    first = verdict.baselines.round1_majority
+    if first != verdict.verdict:
+        console.print(
+            f"[bold yellow]Changed:[/] the round-1 majority was {first or 'a tie'}; "
+            f"the final verdict is {verdict.verdict}"
+        )
     if verdict.disagreement:
         console.print(f"[bold]Disagreement:[/] {verdict.disagreement}")
     for dissent in verdict.dissent:

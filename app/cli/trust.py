@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.cli.context import ConfigOption, console, run_in_runtime, settings_for
+from app.core.config import load_config
 from app.core.db import session_scope
 from app.core.pages import Window
 from app.runtime import Runtime
@@ -31,6 +32,7 @@ from app.trust.outcomes import OutcomeService
 from app.trust.schemas import OutcomeCreate, ProposalCreate, ProposalOut, StatsOut, WeightsOut
 from app.trust.scoring import BetaAccuracy
 from app.trust.service import TrustService
+from eval.evidence import DatasetEvidence, shipped_evidence
 
 trust_app = typer.Typer(
     help="Trust: outcomes, statistics, weight proposals, review and rollback.",
@@ -120,6 +122,27 @@ def stats(
         _echo_json(result)
         return
     print_stats(result)
+    print_shipped(shipped_evidence(load_config(settings_for(config).config)))
+
+
+def print_shipped(evidence: list[DatasetEvidence]) -> None:
+    """Print the dev-set runs the default panel ships with (eval/reports/local-panel)."""
+    if not evidence:
+        return
+    jurors = sorted({name for run in evidence for name in run.jurors})
+    table = Table(
+        "dataset", "judge (verdict)", "round-1 majority", "final majority",
+        *(f"{name} (round 1)" for name in jurors), "verdict p50",
+        title="Shipped evidence: the default panel's committed dev-set runs",
+    )  # fmt: skip
+    for run in evidence:
+        latency = f"{run.latency_p50_s:.0f} s" if run.latency_p50_s is not None else "-"
+        table.add_row(
+            run.title, run.judge.render(), run.round1_majority.render(),
+            run.final_majority.render(), *(run.jurors[name].render() for name in jurors), latency,
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"[dim]reports: {evidence[0].report.parent.parent}[/]")
 
 
 def print_stats(result: StatsOut) -> None:

@@ -44,6 +44,9 @@ def test_ask_prints_the_verdict_the_dissent_and_the_shift(runner: CliRunner) -> 
     assert "Dissent: charlie (scripted) says reject: Friday-evening deploys" in output
     assert "Shift: bravo reject → approve in round 2" in output
     assert "round-1 majority reject, final majority approve" in output
+    assert "Changed: the round-1 majority was reject; the final verdict is approve" in output
+    # The scripted panel is not the shipped local panel: no dev-set note is credited to it.
+    assert "Low trust" not in output
     # The live progress: every juror of both rounds, then the judge.
     assert output.count("round 1 ") >= 3
     assert "judge judge approve (0.82)" in output

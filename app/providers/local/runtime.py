@@ -10,7 +10,11 @@ import anyio
 from app.core.config import JuryConfig, ModelSpec
 from app.core.errors import ConfigError
 from app.providers.local.assemble import LocalModelError
-from app.providers.local.supervisor import LocalServerSpec, LocalServerSupervisor
+from app.providers.local.supervisor import (
+    LocalServerSpec,
+    LocalServerSupervisor,
+    StartupProgress,
+)
 
 
 def served_alias(spec: ModelSpec) -> str:
@@ -41,13 +45,15 @@ def local_specs(config: JuryConfig) -> list[LocalServerSpec]:
 
 
 @asynccontextmanager
-async def serve_local_models(config: JuryConfig) -> AsyncIterator[anyio.CapacityLimiter | None]:
+async def serve_local_models(
+    config: JuryConfig, *, progress: StartupProgress | None = None
+) -> AsyncIterator[anyio.CapacityLimiter | None]:
     """Start (or reuse) the local servers, yield the limiter every local call must hold."""
     specs = local_specs(config)
     if not specs:
         yield None
         return
-    supervisor = LocalServerSupervisor(specs)
+    supervisor = LocalServerSupervisor(specs, progress=progress)
     try:
         await supervisor.start()
     except LocalModelError as exc:

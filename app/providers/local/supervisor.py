@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,13 @@ import httpx
 from anyio.abc import Process
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.providers.local.assemble import LocalModelError, ensure_model, model_cache_dir
+from app.providers.local.assemble import (
+    LocalModelError,
+    ensure_model,
+    has_valid_marker,
+    model_cache_dir,
+    model_path,
+)
 from app.providers.local.catalog import LocalModel, get_model
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,7 @@ LOG_TAIL_LINES = 25
 _INHERITED_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
 
 StartedBy = Literal["this-process", "jury", "external", "none"]
+StartupProgress = Callable[[str], None]
 
 
 class LocalServerError(LocalModelError):
@@ -102,6 +109,7 @@ class _Managed:
     spec: LocalServerSpec
     process: Process
     log_path: Path
+    started: float
 
 
 def default_specs(
@@ -115,10 +123,11 @@ def default_specs(
 
 
 def default_call_limit(specs: Sequence[LocalServerSpec]) -> int:
-    """Return how many requests may decode at once: one per free set of CPU threads."""
+    """Return how many requests may decode at once: one per core for single-threaded servers."""
     # Measured on 2 cores: 3 single-threaded servers decoding at once finish a round
     # faster than taking turns, as long as idle OpenMP threads sleep (see server_environment).
-    threads = max((spec.n_threads for spec in specs), default=1)
+    # Sized by the jurors (the fewest threads): a judge with more threads runs after them.
+    threads = min((spec.n_threads for spec in specs), default=1)
     return max(1, (os.cpu_count() or 1) // threads)
 
 
@@ -161,6 +170,7 @@ class LocalServerSupervisor:
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
         python: str = sys.executable,
         max_concurrent_calls: int | None = None,
+        progress: StartupProgress | None = None,
     ) -> None:
         """Check the specs and remember where models, logs and run files go."""
         _check_unique(specs)
@@ -170,6 +180,7 @@ class LocalServerSupervisor:
         self.cache_dir = cache_dir or model_cache_dir()
         self.start_timeout_s = start_timeout_s
         self.python = python
+        self._progress = progress or _quiet
         self._managed: dict[int, _Managed] = {}
 
     @property
@@ -231,13 +242,24 @@ class LocalServerSupervisor:
         served = await _probe_async(spec)
         if served is not None and spec.alias in served:
             logger.info("reusing healthy server for %s on port %d", spec.alias, spec.port)
+            self._progress(f"{spec.alias}: reusing the server already on port {spec.port}")
             return
         if served is not None or _port_is_bound(spec.port):
             raise LocalServerPortInUseError(
                 f"port {spec.port} is in use but does not serve {spec.alias!r} (serves {served})"
             )
-        model_file = await anyio.to_thread.run_sync(ensure_model, spec.model, self.cache_dir)
+        model_file = await self._assembled(spec)
         self._managed[spec.port] = await self._spawn(spec, model_file)
+
+    async def _assembled(self, spec: LocalServerSpec) -> Path:
+        """Return the verified model file, saying so when it must be assembled first."""
+        model = spec.model
+        if not has_valid_marker(model_path(model, self.cache_dir), model):
+            self._progress(
+                f"{spec.alias}: assembling {model.filename} ({model.size / 1e9:.2f} GB, "
+                "sha256-checked; first run only)"
+            )
+        return await anyio.to_thread.run_sync(ensure_model, model, self.cache_dir)
 
     async def _spawn(self, spec: LocalServerSpec, model_file: Path) -> _Managed:
         """Spawn the server process with its output appended to its log file."""
@@ -259,7 +281,8 @@ class LocalServerSupervisor:
             )
         self._write_run_file(spec, process.pid)
         logger.info("started %s (pid %d) on port %d", spec.alias, process.pid, spec.port)
-        return _Managed(spec=spec, process=process, log_path=log_path)
+        self._progress(f"{spec.alias}: starting its server on port {spec.port}")
+        return _Managed(spec=spec, process=process, log_path=log_path, started=time.monotonic())
 
     async def _wait_healthy(self, managed: _Managed) -> None:
         """Poll ``/v1/models`` until the alias is served, the process exits, or time runs out."""
@@ -273,6 +296,8 @@ class LocalServerSupervisor:
                 )
             served = await _probe_async(spec)
             if served is not None and spec.alias in served:
+                waited = time.monotonic() - managed.started
+                self._progress(f"{spec.alias}: ready after {waited:.1f}s")
                 return
             await anyio.sleep(POLL_INTERVAL_S)
         raise LocalServerStartError(
@@ -404,3 +429,7 @@ async def _reap(process: Process) -> None:
             process.kill()
         await process.wait()
     await process.aclose()
+
+
+def _quiet(message: str) -> None:
+    """Drop a progress message (the default when nobody watches)."""

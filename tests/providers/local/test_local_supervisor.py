@@ -115,8 +115,12 @@ def test_status_when_nothing_runs(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_start_status_stop(fake_python: str, tmp_path: Path) -> None:
     spec = LocalServerSpec(key="smollm2-135m", alias="juror-a", port=_free_port())
-    supervisor = LocalServerSupervisor([spec], cache_dir=tmp_path, python=fake_python)
+    heard: list[str] = []
+    supervisor = LocalServerSupervisor(
+        [spec], cache_dir=tmp_path, python=fake_python, progress=heard.append
+    )
     async with supervisor.running():
+        assert [message.split(" ")[1] for message in heard] == ["assembling", "starting", "ready"]
         [status] = supervisor.status()
         assert status.healthy
         assert status.started_by == "this-process"
@@ -137,10 +141,14 @@ async def test_other_supervisor_sees_jury_server_and_reuses_it(
     spec = LocalServerSpec(key="smollm2-135m", alias="juror-a", port=_free_port())
     owner = LocalServerSupervisor([spec], cache_dir=tmp_path, python=fake_python)
     async with owner.running():
-        other = LocalServerSupervisor([spec], cache_dir=tmp_path, python=fake_python)
+        heard: list[str] = []
+        other = LocalServerSupervisor(
+            [spec], cache_dir=tmp_path, python=fake_python, progress=heard.append
+        )
         assert other.status()[0].started_by == "jury"
         async with other.running():
             assert other.status()[0].healthy
+            assert heard == [f"juror-a: reusing the server already on port {spec.port}"]
         # The reusing supervisor must not stop a server it did not start.
         assert owner.status()[0].healthy
 
@@ -200,5 +208,8 @@ async def test_call_limit_follows_cpu_count(
     specs = default_specs(["smollm2-135m", "gemma3-270m"], n_threads=2)
     supervisor = LocalServerSupervisor(specs, cache_dir=tmp_path)
     assert supervisor.limiter.total_tokens == 2
+    judge = LocalServerSpec(key="qwen2.5-coder-1.5b", alias="judge", port=8479, n_threads=4)
+    # The judge's extra threads do not shrink the jurors' share.
+    assert LocalServerSupervisor([*specs, judge], cache_dir=tmp_path).limiter.total_tokens == 2
     assert supervisor.limiter is supervisor.limiter
     assert LocalServerSupervisor(specs, max_concurrent_calls=1).limiter.total_tokens == 1
