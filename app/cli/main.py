@@ -20,8 +20,8 @@ from app.core.errors import JuryError
 from app.core.pages import Window
 from app.deliberation.events import Event
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
-from app.verdicts.record.repository import VerdictFilter
 from app.runtime import Runtime
+from app.verdicts.record.repository import VerdictFilter
 from eval.evidence import low_trust_note, shipped_evidence
 
 app = typer.Typer(help="Jury: multi-model jury deliberation.", no_args_is_help=True)
