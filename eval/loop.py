@@ -177,6 +177,19 @@ def baselines(
     return table
 
 
+def _versus_best_single(
+    train: Sequence[OutcomeRecord], test: Sequence[OutcomeRecord], decided: Sequence[Decided]
+) -> dict[str, float]:
+    """Return the chosen rules' test accuracy and that of the best single juror on train."""
+    fit_on = [_ballot(r) for r in train]
+    single = _accuracy(test, single_rule(fit_on, best_single(fit_on)))
+    return {
+        "ece": expected_calibration_error([(d.confidence, d.right) for d in decided]),
+        "chosen_accuracy": sum(d.right for d in decided) / len(decided),
+        "best_single_accuracy": single if single is not None else 0.0,
+    }
+
+
 def risk_check(
     records: Sequence[OutcomeRecord],
     config: JuryConfig,
@@ -194,8 +207,9 @@ def risk_check(
         test = [r for r in records if (r.group or r.verdict_id) not in train_ids]
         for alpha in alphas:
             choice = fit(train, config, alpha)
+            decided = [apply_choice(choice, r) for r in test]
             runs[str(alpha)].append(
-                {"seed": seed, **coverage([apply_choice(choice, r) for r in test])}
+                {"seed": seed, **coverage(decided), **_versus_best_single(train, test, decided)}
             )
     return {
         alpha: {
@@ -204,6 +218,13 @@ def risk_check(
                 1 for r in rows if r["error"] is None or r["error"] <= float(alpha)
             ),
             "mean_coverage": sum(r["coverage"] or 0.0 for r in rows) / len(rows),
+            "chosen_not_below_best_single": sum(
+                1 for r in rows if r["chosen_accuracy"] >= r["best_single_accuracy"]
+            ),
+            "mean_chosen_accuracy": sum(r["chosen_accuracy"] for r in rows) / len(rows),
+            "mean_best_single_accuracy": sum(r["best_single_accuracy"] for r in rows) / len(rows),
+            "mean_ece": sum(r["ece"] or 0.0 for r in rows) / len(rows),
+            "ece_within_0_05": sum(1 for r in rows if (r["ece"] or 0.0) <= 0.05),
             "runs": rows,
         }
         for alpha, rows in runs.items()
@@ -337,10 +358,18 @@ def render(report: Mapping[str, Any]) -> str:
             f"| {_pct(row['error'])} |"
         )
     lines += ["", f"## Over {RISK_SPLITS} random splits (seeds 1-{RISK_SPLITS})", ""]
-    lines += ["| alpha | splits with error <= alpha | mean coverage |", "|---|---|---|"]
+    lines += [
+        "| alpha | splits with error <= alpha | mean coverage | splits with chosen >= best "
+        "single | mean accuracy, chosen | mean accuracy, best single (on train) | mean ECE "
+        "(calibrated) | splits with ECE <= 0.05 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for alpha, row in report["risk_check"].items():
         lines.append(
-            f"| {alpha} | {row['within_alpha']}/{row['splits']} | {_pct(row['mean_coverage'])} |"
+            f"| {alpha} | {row['within_alpha']}/{row['splits']} | {_pct(row['mean_coverage'])} "
+            f"| {row['chosen_not_below_best_single']}/{row['splits']} "
+            f"| {_pct(row['mean_chosen_accuracy'])} | {_pct(row['mean_best_single_accuracy'])} "
+            f"| {_pct(row['mean_ece'])} | {row['ece_within_0_05']}/{row['splits']} |"
         )
     ece = report["ece_test"]
     lines += [

@@ -276,6 +276,10 @@ def propose(
     reason: Annotated[str | None, typer.Option(help="Why now.")] = None,
     min_evidence: Annotated[int | None, typer.Option(help="Outcomes per cell.")] = None,
     shrinkage: Annotated[float | None, typer.Option(help="Pull toward the global weight.")] = None,
+    own_rule_p: Annotated[
+        float | None,
+        typer.Option(help="Sign-test p a category's own rule needs (default 0.05; 1: any lead)."),
+    ] = None,
     unsupervised: Annotated[
         bool | None, typer.Option("--unsupervised/--supervised", help="Agreement-only.")
     ] = None,
@@ -288,6 +292,7 @@ def propose(
         reason=reason,
         min_evidence=min_evidence,
         shrinkage=shrinkage,
+        own_rule_p=own_rule_p,
         unsupervised=unsupervised,
     )
 

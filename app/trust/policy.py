@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.trust.choice import KEEP_OWN_P
+
 
 class TrustPolicy(BaseModel):
     """How much evidence each trust decision needs.
@@ -22,6 +24,13 @@ class TrustPolicy(BaseModel):
         default=10.0, ge=0, description="Pseudo-outcomes pulling a category weight to the global."
     )
     calibration_min_evidence: int = Field(default=50, ge=2)
+    own_rule_p: float = Field(
+        default=KEEP_OWN_P,
+        gt=0,
+        le=1,
+        description="The sign test's p a category's own rule needs to replace the pooled one "
+        "(1 keeps any strict lead).",
+    )
     rollback_min_after: int = Field(default=30, ge=1)
     rollback_threshold: float = Field(default=0.95, gt=0.5, lt=1.0)
     rollback_window: int = Field(

@@ -16,7 +16,7 @@ from app.deliberation.schemas import VerdictOut
 from app.deliberation.vote import ALL_CATEGORIES, WeightsTable, weight_for
 from app.trust.active import Effective, judge_models, juror_models
 from app.trust.calibration import CalibrationMap, fit_by_category
-from app.trust.choice import choose_rules
+from app.trust.choice import KEEP_OWN_P, choose_rules
 from app.trust.drift import RollbackDecision
 from app.trust.extract import Pairs, confidence_pairs
 from app.trust.models import ProposalKind
@@ -113,6 +113,7 @@ def weights_draft(
     min_evidence: int,
     shrinkage: float,
     calibration_min_evidence: int,
+    own_rule_p: float = KEEP_OWN_P,
 ) -> Draft:
     """Propose each category's rule by cross-validation, over log-odds weights elsewhere.
 
@@ -135,6 +136,7 @@ def weights_draft(
         min_evidence=min_evidence,
         calibration_min_evidence=calibration_min_evidence,
         active_maps=current.calibration,
+        own_rule_p=own_rule_p,
     )
     table = {category: dict(weights) for category, weights in proposal.table.items()}
     table.update(choice.weights)
@@ -143,6 +145,7 @@ def weights_draft(
         "n_records": len(records),
         "min_evidence": min_evidence,
         "shrinkage": shrinkage,
+        "own_rule_p": own_rule_p,
         "cells": [cell.model_dump(mode="json") for cell in proposal.cells],
         "selection": choice.evidence(),
         "drift": [d.model_dump(mode="json") for d in current.dropped],

@@ -146,6 +146,13 @@ class ProposalCreate(Request):
         description="Outcomes a cell (weights) or a category's map (calibration) needs.",
     )
     shrinkage: float | None = Field(default=None, ge=0, le=100_000)
+    own_rule_p: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="The one-sided sign test's p at which a category's own rule replaces the "
+        "pooled one on its items (default 0.05; 1 keeps any strict lead).",
+    )
     unsupervised: bool | None = Field(
         default=None,
         description="Estimate weights from agreement alone (Dawid-Skene). Default: only when "

@@ -94,6 +94,9 @@ class CategorySelection(BaseModel):
         exclude=True,
         description="the chosen rule's held-out (raw confidence, right) pairs, for calibration",
     )
+    held_out_groups: tuple[str, ...] = Field(
+        default=(), exclude=True, description="each held-out pair's group (item), in order"
+    )
 
 
 def wilson(correct: int, n: int) -> tuple[float, float]:
@@ -195,6 +198,7 @@ def select_rule(
         verdict_source=source,
         weights=_refit(chosen.rule, ballots),
         held_out=held_out,
+        held_out_groups=tuple(case.group for case in cases),
     )
 
 

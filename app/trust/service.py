@@ -204,6 +204,7 @@ class TrustService:
                 min_evidence=min_evidence,
                 shrinkage=shrinkage,
                 calibration_min_evidence=self.policy.calibration_min_evidence,
+                own_rule_p=body.own_rule_p or self.policy.own_rule_p,
             )
         rows = await self._repo.completed_verdicts()
         if not rows:

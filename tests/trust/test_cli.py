@@ -50,7 +50,7 @@ def test_review_cycle_from_the_command_line(sqlite_database: str, tmp_path: Path
     assert "alpha" in stats
     assert "weighted_vote" in stats
 
-    proposed = jury("propose", "--min-evidence", "10", "--by", "cli-bot")
+    proposed = jury("propose", "--min-evidence", "10", "--own-rule-p", "1", "--by", "cli-bot")
     assert "Proposal 1 weights (proposed) by cli-bot" in proposed
     flat = " ".join(proposed.split())  # rich wraps long lines at the terminal's width
     assert "replay on 40 verdicts with outcomes: " in flat

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.anyio
 
 PLAN = {
     "deploy": {"approve": 55, "reject": 35, "defer": 10},
-    "finance": {"approve": 10, "reject": 40, "defer": 50},
+    "finance": {"approve": 10, "reject": 35, "defer": 55},
 }
 
 
@@ -60,15 +60,15 @@ async def _check_stats(served: Served) -> None:
     assert alpha["final"]["lower"] < 0.55 < alpha["final"]["upper"]
     assert alpha["calibration"]["n"] == 100
     bravo = _cell(stats, "bravo", "finance")
-    # Bravo said approve in round 1 (right on 10) and reject at the end (right on 40).
-    assert (bravo["round1"]["successes"], bravo["final"]["successes"]) == (10, 40)
-    assert (bravo["shifts"]["wrong_to_right"], bravo["shifts"]["right_to_wrong"]) == (40, 10)
-    assert _decider(stats, "weighted_vote", "*")["accuracy"]["successes"] == 75
+    # Bravo said approve in round 1 (right on 10) and reject at the end (right on 35).
+    assert (bravo["round1"]["successes"], bravo["final"]["successes"]) == (10, 35)
+    assert (bravo["shifts"]["wrong_to_right"], bravo["shifts"]["right_to_wrong"]) == (35, 10)
+    assert _decider(stats, "weighted_vote", "*")["accuracy"]["successes"] == 70
     assert _decider(stats, "round1_majority", "deploy")["accuracy"]["successes"] == 55
     deploy_only = (await served.client.get("/trust/stats", params={"category": "deploy"})).json()
     assert (deploy_only["n_records"], deploy_only["categories"]) == (100, ["deploy"])
     judge = _decider(stats, "judge", "*")
-    assert (judge["accuracy"]["successes"], judge["calibration"]["n"]) == (75, 200)
+    assert (judge["accuracy"]["successes"], judge["calibration"]["n"]) == (70, 200)
 
 
 async def _workflow(served: Served, ids: dict[str, list[str]]) -> None:
@@ -93,13 +93,16 @@ async def _workflow(served: Served, ids: dict[str, list[str]]) -> None:
         "single:charlie",
         "weighted_vote",
     )
+    # Each category's own juror beats the pooled rule (the judge, right on 70 of 200) by a
+    # sign test on its 100 items: 55 wins to 35 losses, p = 0.02 in both.
     table = {c["rule"]: c for c in proposal["selection"]["deploy"]["candidates"]}
     assert (table["single:alpha"]["correct"], table["judge"]["correct"]) == (55, 35)
+    assert proposal["selection"]["*"]["chosen"] == "judge"
     assert table["single:alpha"]["n"] == 100
     replay = proposal["replay"]
     # The active side of the replay is exactly what the verdicts' own weighted vote decided.
-    assert replay["accuracy_active"] == pytest.approx(75 / 200)
-    assert replay["accuracy_proposed"] == pytest.approx(105 / 200)
+    assert replay["accuracy_active"] == pytest.approx(70 / 200)
+    assert replay["accuracy_proposed"] == pytest.approx(110 / 200)
     assert sorted(replay["flipped"]) == sorted(all_ids)
     assert {cell["n"] for cell in proposal["evidence"]["cells"]} == {100, 200}
     # Proposing applies nothing.
