@@ -52,9 +52,12 @@ class ScriptStep(Frozen):
 
     position: str | None = Field(default=None, description="Juror position or judge verdict.")
     confidence: float = Field(default=0.8, ge=0, le=1)
-    reasoning: str = "Scripted reasoning."
+    reasoning: str = "The scripted juror's reasoning."
     evidence: str | None = None
-    disagreement: str = "Scripted summary of the disagreement."
+    disagreement: str | None = Field(
+        default=None,
+        description="The judge's summary; by default one naming every option, as a judge must.",
+    )
     latency_ms: float = Field(default=0, ge=0)
     failure: ScriptFailure | None = None
     prompt_tokens: int = Field(default=50, ge=0)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -14,6 +15,10 @@ JUROR_SCHEMA_NAME = "juror_position"
 JUDGE_SCHEMA_NAME = "judge_verdict"
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
+
+MIN_REASON_WORDS = 3
+"""A reason is a sentence: "no", "Yes." or "B is better" in two words is a label, not a reason."""
+_WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
 
 
 def _confidence(value: Any) -> float:
@@ -104,15 +109,60 @@ def judge_schema(options: Sequence[str]) -> dict[str, Any]:
 
 
 def parse_juror_answer(text: str, options: Sequence[str]) -> JurorAnswer:
-    """Validate a juror's raw text, or raise ``InvalidOutputError`` saying what is wrong."""
+    """Validate a juror's raw text, or raise ``InvalidOutputError`` saying what is wrong.
+
+    A bare label or an empty rationale is invalid output (repaired by the one re-ask), never a
+    stored reason: the other jurors and the judge read it as the juror's argument.
+    """
     answer = _validate(JurorAnswer, text)
+    _require_reason("reasoning", answer.reasoning, options)
     return answer.model_copy(update={"position": match_option(answer.position, options)})
 
 
-def parse_judge_answer(text: str, options: Sequence[str]) -> JudgeAnswer:
-    """Validate the judge's raw text, or raise ``InvalidOutputError`` saying what is wrong."""
+def parse_judge_answer(
+    text: str, options: Sequence[str], positions: Iterable[str] = ()
+) -> JudgeAnswer:
+    """Validate the judge's raw text, or raise ``InvalidOutputError`` saying what is wrong.
+
+    ``positions`` are the jurors' final positions. When they differ, the disagreement must
+    name every position held (an option label as a word) and say why, and each dissenter note
+    must be a sentence: "The jurors disagreed." tells the agent nothing it did not know.
+    """
     answer = _validate(JudgeAnswer, text)
+    held = sorted(set(positions))
+    if len(held) > 1:
+        _require_reason("disagreement", answer.disagreement, options)
+        missing = [p for p in held if not _names(answer.disagreement, p)]
+        if missing:
+            raise InvalidOutputError(
+                f"disagreement: name each position the jurors held ({', '.join(held)}) and the "
+                f"argument on each side; it does not name {', '.join(missing)}"
+            )
+    for number, note in enumerate(answer.dissenter_notes):
+        _require_reason(f"dissenter_notes.{number}.note", note.note, options)
     return answer.model_copy(update={"verdict": match_option(answer.verdict, options)})
+
+
+def words(text: str) -> list[str]:
+    """Return the words of ``text`` (letters and digits, with inner apostrophes and hyphens)."""
+    return _WORD.findall(text)
+
+
+def _require_reason(field: str, text: str, options: Sequence[str]) -> None:
+    """Raise ``InvalidOutputError`` unless ``text`` is a sentence rather than a label."""
+    said = words(text)
+    labels = {option.casefold() for option in options}
+    if " ".join(said).casefold() in labels or len(said) < MIN_REASON_WORDS:
+        raise InvalidOutputError(
+            f"{field}: {text.strip()[:80]!r} is a label, not a reason; give one to three "
+            "sentences saying why"
+        )
+
+
+def _names(text: str, option: str) -> bool:
+    """Whether ``text`` names ``option`` as a whole word or phrase, ignoring case."""
+    pattern = r"(?<![^\W_])" + re.escape(option) + r"(?![^\W_])"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
 
 
 def match_option(value: str, options: Sequence[str]) -> str:

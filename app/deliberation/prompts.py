@@ -14,7 +14,7 @@ from typing import Any
 
 from app.providers.base import Message
 
-PROMPT_VERSION = "2026-11-21.1"
+PROMPT_VERSION = "2026-12-01.1"
 
 JUROR_SYSTEM = (
     "You are a careful, independent juror on a panel. You judge the question on its merits and "
@@ -32,9 +32,11 @@ JUROR_FORMAT = (
 )
 JUDGE_FORMAT = (
     'Answer in JSON with the keys "verdict" (exactly one of the option labels), "confidence" '
-    '(a number from 0 to 1), "disagreement" (where and why the jurors disagreed, or "The jurors '
-    'agreed." if they did) and "dissenter_notes" (a list with one {"juror": label, "note": '
-    "text} for each juror whose final position differs from your verdict)."
+    '(a number from 0 to 1), "disagreement" (if the jurors disagreed: name each position held, '
+    "by its option label, and the strongest argument given for it, in one or two sentences; "
+    'if they agreed, "The jurors agreed.") and "dissenter_notes" (a list with one {"juror": '
+    'label, "note": a sentence on why that juror dissented} for each juror whose final '
+    "position differs from your verdict)."
 )
 REBUTTAL_RULES = (
     "Reconsider your position. Change it only if an argument above shows that you were wrong; "

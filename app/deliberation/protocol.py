@@ -251,10 +251,15 @@ async def _run_judge(
         messages=prompts.judge_call(case, rounds),
         schema_name=JUDGE_SCHEMA_NAME,
         schema=judge_schema(case.options),
-        parse=lambda text: parse_judge_answer(text, case.options),
+        parse=lambda text: parse_judge_answer(text, case.options, _final_positions(rounds)),
         metadata=case.metadata,
     )
     return await call_model(hub, plan, deadline=hearing.deadline)
+
+
+def _final_positions(rounds: Sequence[Sequence[prompts.Argument]]) -> list[str]:
+    """Return the positions of the last round the judge is shown."""
+    return [argument.position for argument in rounds[-1]] if rounds else []
 
 
 def _as_vote(juror: str, answer: JurorAnswer) -> Vote:

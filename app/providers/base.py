@@ -39,6 +39,12 @@ class CompletionRequest(BaseModel):
     attempt: int = Field(default=1, ge=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    def options(self) -> list[str]:
+        """Return the option labels the answer must use, from the requested schema's enum."""
+        field = "verdict" if self.call_role == "judge" else "position"
+        options: list[str] = self.output_schema["properties"][field]["enum"]
+        return options
+
 
 class Completion(BaseModel):
     """A model's raw answer with its usage."""

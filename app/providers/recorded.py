@@ -40,7 +40,7 @@ ORDER_ALIASES: Mapping[str, str] = {
 }
 WINNERS = ("a", "b")
 VANILLA_REASONING = "Recorded judgement (label only): {completion}"
-RECORDED_DISAGREEMENT = "A recorded judgement: it did not read the deliberation."
+RECORDED_DISAGREEMENT = "A recorded judgement between {options}: it did not read the deliberation."
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +86,6 @@ def _order(value: Any) -> str:
     return order
 
 
-def _options(request: CompletionRequest) -> Sequence[str]:
-    """Return the option labels the answer must use, from the requested schema."""
-    field = "verdict" if request.call_role == "judge" else "position"
-    options: list[str] = request.output_schema["properties"][field]["enum"]
-    return options
-
-
 def position_of(winner: str, order: str, options: Sequence[str]) -> str:
     """Map a recorded winner (item terms) to the option label shown in ``order``."""
     if len(options) != len(WINNERS):
@@ -128,7 +121,7 @@ class RecordedProvider:
                 f"{spec.name}: the recorded {recording.judge} judgement of item {item!r} "
                 f"({order}) names neither output"
             )
-        position = position_of(judgement.winner, order, _options(request))
+        position = position_of(judgement.winner, order, request.options())
         text = json.dumps(_answer(request, recording, judgement, position))
         return Completion(text=text, model=judgement.model)
 
@@ -165,7 +158,7 @@ def _answer(
         return {
             "verdict": position,
             "confidence": recording.confidence,
-            "disagreement": RECORDED_DISAGREEMENT,
+            "disagreement": RECORDED_DISAGREEMENT.format(options=" and ".join(request.options())),
             "dissenter_notes": [],
         }
     return {

@@ -53,12 +53,17 @@ def _raise_scripted_failure(step: ScriptStep) -> None:
         raise AuthError("scripted authentication failure")
 
 
+def default_disagreement(request: CompletionRequest) -> str:
+    """Return a summary naming every option, as the protocol asks of a judge's disagreement."""
+    return f"Scripted summary of the disagreement between {' and '.join(request.options())}."
+
+
 def _answer(step: ScriptStep, request: CompletionRequest) -> dict[str, Any]:
     if request.call_role == "judge":
         return {
             "verdict": step.position,
             "confidence": step.confidence,
-            "disagreement": step.disagreement,
+            "disagreement": step.disagreement or default_disagreement(request),
             "dissenter_notes": [],
         }
     return {

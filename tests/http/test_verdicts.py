@@ -55,7 +55,7 @@ def failing_config() -> JuryConfig:
     """Return a config whose panel cannot reach its quorum of 2."""
     return scripted_config(
         jurors={
-            "alpha": [step("approve", reasoning="Looks fine.")],
+            "alpha": [step("approve", reasoning="It looks fine to me.")],
             "bravo": [step(failure="error")],
             "charlie": [step(failure="rate_limited")],
         },

@@ -10,7 +10,11 @@ pytestmark = pytest.mark.anyio
 
 
 def _always(position: str) -> dict[str, object]:
-    return {"script": {"rounds": [{"position": position, "confidence": 0.7, "reasoning": "So."}]}}
+    return {
+        "script": {
+            "rounds": [{"position": position, "confidence": 0.7, "reasoning": "So I say this."}]
+        }
+    }
 
 
 async def test_without_outcomes_the_proposal_is_unsupervised(sqlite_database: str) -> None:

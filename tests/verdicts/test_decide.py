@@ -99,7 +99,7 @@ async def test_split_then_converge_records_the_shift(sqlite_database: str) -> No
                     "approve", confidence=0.7, reasoning="Rollback is automatic; that answers it."
                 ),
             ],
-            "charlie": [step("approve", reasoning="Staged rollout.")],
+            "charlie": [step("approve", reasoning="The rollout is staged.")],
         },
         max_rounds=3,
     )
@@ -325,7 +325,7 @@ async def test_below_quorum_refuses_and_records_the_partial_positions(
 ) -> None:
     config = scripted_config(
         jurors={
-            "alpha": [step("approve", reasoning="Looks fine.")],
+            "alpha": [step("approve", reasoning="It looks fine to me.")],
             "bravo": [step(failure="error")],
             "charlie": [step(failure="auth")],
         },
@@ -345,7 +345,7 @@ async def test_below_quorum_refuses_and_records_the_partial_positions(
     assert (body["valid"], body["quorum"]) == (1, 2)
     by_juror = {p["juror"]: p for p in body["positions"]}
     assert by_juror["alpha"]["position"] == "approve"
-    assert by_juror["alpha"]["reasoning"] == "Looks fine."
+    assert by_juror["alpha"]["reasoning"] == "It looks fine to me."
     assert by_juror["bravo"]["failure"]["kind"] == "provider_error"
     assert by_juror["charlie"]["failure"]["kind"] == "auth"
     assert hub.called("judge") == []
@@ -399,7 +399,13 @@ async def test_judge_decides_and_its_verdict_wins(sqlite_database: str) -> None:
             "bravo": [step("reject")],
             "charlie": [step("reject")],
         },
-        judge=[step("approve", confidence=0.75, disagreement="Two jurors fear the timing.")],
+        judge=[
+            step(
+                "approve",
+                confidence=0.75,
+                disagreement="Two jurors reject over the timing; one would approve as the tests pass.",
+            )
+        ],
     )
     async with open_bench(sqlite_database, config) as bench:
         verdict = await decide(bench)
@@ -407,7 +413,10 @@ async def test_judge_decides_and_its_verdict_wins(sqlite_database: str) -> None:
     assert verdict.verdict == "approve"
     assert verdict.confidence == 0.75
     assert verdict.judge.fallback is False
-    assert verdict.disagreement == "Two jurors fear the timing."
+    assert (
+        verdict.disagreement
+        == "Two jurors reject over the timing; one would approve as the tests pass."
+    )
     assert verdict.agreement == pytest.approx(1 / 3)
     assert sorted(d.juror for d in verdict.dissent) == ["bravo", "charlie"]
     assert all(d.position == "reject" for d in verdict.dissent)
@@ -481,7 +490,7 @@ class StubProvider:
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Answer as a juror would."""
         self.asked.append(spec.name)
-        text = '{"position": "approve", "confidence": 0.7, "reasoning": "Fine.", "evidence": null}'
+        text = '{"position": "approve", "confidence": 0.7, "reasoning": "It looks fine to me.", "evidence": null}'
         return Completion(text=text, model=spec.model)
 
 

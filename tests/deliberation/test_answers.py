@@ -1,0 +1,110 @@
+"""Useful words: a reason is a sentence, and a judge's disagreement names the positions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.deliberation.answers import parse_judge_answer, parse_juror_answer
+from app.providers.errors import FailureKind, InvalidOutputError
+from tests.builders import step
+
+from .test_protocol import panel, run
+
+OPTIONS = ("approve", "reject")
+
+
+def juror_text(reasoning: str) -> str:
+    return json.dumps(
+        {"position": "reject", "confidence": 0.7, "reasoning": reasoning, "evidence": None}
+    )
+
+
+def judge_text(disagreement: str, notes: tuple[str, ...] = ()) -> str:
+    return json.dumps(
+        {
+            "verdict": "reject",
+            "confidence": 0.7,
+            "disagreement": disagreement,
+            "dissenter_notes": [{"juror": "Juror A", "note": note} for note in notes],
+        }
+    )
+
+
+@pytest.mark.parametrize("reasoning", ["reject", "Reject.", " no ", "B is", "...", "\u2014"])
+def test_a_bare_label_or_an_empty_rationale_is_invalid_output(reasoning: str) -> None:
+    with pytest.raises(InvalidOutputError, match=r"^reasoning: .* is a label, not a reason"):
+        parse_juror_answer(juror_text(reasoning), OPTIONS)
+    with pytest.raises(InvalidOutputError, match=r"^reasoning: String should have at least"):
+        parse_juror_answer(juror_text(""), OPTIONS)
+
+
+def test_a_sentence_is_a_reason() -> None:
+    answer = parse_juror_answer(juror_text("The migration has no backup step."), OPTIONS)
+    assert (answer.position, answer.reasoning) == ("reject", "The migration has no backup step.")
+
+
+def test_a_disagreement_must_name_every_position_held() -> None:
+    positions = ["approve", "reject", "reject"]
+    with pytest.raises(InvalidOutputError, match=r"it does not name approve, reject$"):
+        parse_judge_answer(judge_text("The jurors disagreed."), OPTIONS, positions)
+    with pytest.raises(InvalidOutputError, match=r"it does not name approve$"):
+        parse_judge_answer(judge_text("Two jurors reject: no backup."), OPTIONS, positions)
+    # A word inside another word does not name it: "rejected" is not the label "reject".
+    with pytest.raises(InvalidOutputError, match=r"does not name reject$"):
+        parse_judge_answer(judge_text("One would approve; two rejected it."), OPTIONS, positions)
+
+    answer = parse_judge_answer(
+        judge_text("One juror would approve (tests pass); two reject: there is no backup."),
+        OPTIONS,
+        positions,
+    )
+    assert answer.verdict == "reject"
+
+
+def test_agreeing_jurors_need_no_named_sides_but_a_note_is_a_sentence() -> None:
+    agreed = parse_judge_answer(judge_text("The jurors agreed."), OPTIONS, ["reject", "reject"])
+    assert agreed.disagreement == "The jurors agreed."
+    with pytest.raises(InvalidOutputError, match=r"dissenter_notes\.0\.note: 'approve'"):
+        parse_judge_answer(judge_text("The jurors agreed.", ("approve",)), OPTIONS, ["reject"])
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_juror_that_only_gives_its_label_is_repaired_then_failed() -> None:
+    config = panel(
+        {
+            "a": [step("approve")],
+            "b": [step("approve")],
+            "c": [step("reject", reasoning="reject")],
+        },
+        quorum=2,
+    )
+
+    transcript, _ = await run(config)
+
+    turn = next(t for t in transcript.rounds[0] if t.juror == "c")
+    assert turn.outcome.attempts == 2  # the one repair re-ask
+    assert turn.outcome.failure is not None
+    assert turn.outcome.failure.kind == FailureKind.INVALID_OUTPUT
+    assert "is a label, not a reason" in turn.outcome.failure.detail
+
+
+async def test_a_judge_that_does_not_name_the_sides_is_repaired_then_failed() -> None:
+    config = panel(
+        {"a": [step("approve")], "b": [step("reject")], "c": [step("reject")]},
+        judge=[step("reject", disagreement="The jurors disagreed.")],
+        max_rounds=1,
+    )
+
+    transcript, _ = await run(config, max_rounds=1)
+
+    assert transcript.judge is not None
+    assert transcript.judge.attempts == 2
+    assert transcript.judge.failure is not None
+    assert transcript.judge.failure.kind == FailureKind.INVALID_OUTPUT
+    assert "name each position the jurors held (approve, reject)" in (
+        transcript.judge.failure.detail
+    )
