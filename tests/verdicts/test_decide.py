@@ -403,7 +403,7 @@ async def test_judge_decides_and_its_verdict_wins(sqlite_database: str) -> None:
             step(
                 "approve",
                 confidence=0.75,
-                disagreement="Two jurors reject over the timing; one would approve as the tests pass.",
+                disagreement="Two jurors reject over the timing; one would approve: tests pass.",
             )
         ],
     )
@@ -414,8 +414,7 @@ async def test_judge_decides_and_its_verdict_wins(sqlite_database: str) -> None:
     assert verdict.confidence == 0.75
     assert verdict.judge.fallback is False
     assert (
-        verdict.disagreement
-        == "Two jurors reject over the timing; one would approve as the tests pass."
+        verdict.disagreement == "Two jurors reject over the timing; one would approve: tests pass."
     )
     assert verdict.agreement == pytest.approx(1 / 3)
     assert sorted(d.juror for d in verdict.dissent) == ["bravo", "charlie"]
@@ -490,7 +489,10 @@ class StubProvider:
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Answer as a juror would."""
         self.asked.append(spec.name)
-        text = '{"position": "approve", "confidence": 0.7, "reasoning": "It looks fine to me.", "evidence": null}'
+        text = (
+            '{"position": "approve", "confidence": 0.7, "reasoning": "It looks fine to me.", '
+            '"evidence": null}'
+        )
         return Completion(text=text, model=spec.model)
 
 
