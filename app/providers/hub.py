@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import anyio
 
 from app.core.config import JuryConfig, ModelSpec
+from app.core.secrets import scrub
 from app.providers.base import Completion, CompletionRequest, Provider
+from app.providers.errors import MAX_DETAIL_CHARS, ProviderError
 from app.providers.openai_compat import OpenAICompatibleProvider
 from app.providers.recorded import RecordedProvider
 from app.providers.scripted import ScriptedProvider
@@ -29,6 +33,10 @@ class ProviderHub:
         self._scripted = ScriptedProvider()
         self._recorded = RecordedProvider()
         self._injected = real  # a test's stand-in for every real model
+        # Every key the config names: an upstream (or a gateway in front of several) may echo any.
+        self._key_envs = tuple(
+            dict.fromkeys(spec.api_key_env for spec in config.models() if spec.api_key_env)
+        )
         self._litellm: Provider | None = None
         self._direct: OpenAICompatibleProvider | None = None
         self._local_limiter = local_limiter
@@ -57,6 +65,24 @@ class ProviderHub:
         return self._litellm
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
+        """Answer ``request`` with ``spec``'s model, or raise its failure with a scrubbed detail.
+
+        The one place every provider's failure passes before it is recorded, returned, streamed
+        or logged: its text is scrubbed of the keys Jury sent and of anything credential-shaped.
+        """
+        try:
+            return await self._complete(spec, request)
+        except ProviderError as exc:
+            # Not chained: the original exception's text is what must not be kept.
+            raise self._scrubbed(exc, spec) from None
+
+    def _scrubbed(self, exc: ProviderError, spec: ModelSpec) -> ProviderError:
+        envs = (spec.api_key_env, *self._key_envs) if spec.api_key_env else self._key_envs
+        keys = [os.environ.get(env, "") for env in envs]
+        detail = scrub(exc.detail, keys)[:MAX_DETAIL_CHARS]
+        return exc if detail == exc.detail else type(exc)(detail)
+
+    async def _complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Answer ``request`` with ``spec``'s model, waiting for its limiter if it has one."""
         provider = self._provider_for(spec)
         limiter = self._limiters.get(spec.name)

@@ -32,6 +32,7 @@ from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
+    MAX_DETAIL_CHARS,
     AuthError,
     BudgetExceededError,
     ProviderError,
@@ -174,7 +175,7 @@ def _cost(response: Any) -> float:
 
 def _map_error(exc: Exception) -> ProviderError:
     """Translate a litellm/OpenAI exception into Jury's typed failure."""
-    detail = f"{type(exc).__name__}: {exc}"[:500]
+    detail = f"{type(exc).__name__}: {exc}"[:MAX_DETAIL_CHARS]
     if isinstance(exc, llm_errors.BudgetExceededError):
         return BudgetExceededError(detail)
     if isinstance(exc, llm_errors.Timeout | TimeoutError):
