@@ -128,7 +128,10 @@ async def _open_services(
     hub = ProviderHub(config, local_limiter=local_limiter)
     trust = TrustSource(sessionmaker, config, cache_s=settings.trust_cache_s)
     auth = Authenticator(
-        sessionmaker, require_keys=settings.require_api_keys, cache_s=settings.auth_cache_s
+        sessionmaker,
+        require_keys=settings.require_api_keys,
+        reopen_local=settings.reopen_local_mode,
+        cache_s=settings.auth_cache_s,
     )
     bus = ProgressBus(link, ttl_s=settings.events_ttl_s)
     verdicts = VerdictService(
