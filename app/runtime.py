@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
+import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import JuryConfig, load_config
@@ -118,7 +119,8 @@ async def _open_services(
     link: RedisLink | None,
 ) -> AsyncIterator[Runtime]:
     """Migrate and open the database, and build the services."""
-    check_hosted_credentials(config, os.environ)
+    # It imports litellm for hosted models: seconds of blocking work, kept off the loop.
+    await anyio.to_thread.run_sync(check_hosted_credentials, config, os.environ)
     await check_ollama_models(config)
     url = settings.resolved_database_url()
     if settings.auto_migrate:
@@ -169,6 +171,8 @@ async def _open_services(
             records = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(records.cancel_scope.cancel)
             await records.start(verdicts.write_records)
+            # In the background: the process answers (and /readyz says "starting") meanwhile.
+            records.start_soon(hub.warm_up)
             yield Runtime(
                 settings=settings,
                 config=config,
