@@ -161,7 +161,7 @@ async def _open_services(
         verdicts=verdicts,
         queue=queue,
         limiter=RateLimiter(settings.rate_limit_per_minute, link),
-        keys=IdempotencyKeys(link, ttl_s=settings.idempotency_ttl_s),
+        keys=IdempotencyKeys(link, ttl_s=settings.idempotency_ttl_s, sessionmaker=sessionmaker),
     )
     async with AsyncExitStack() as stack:
         try:
