@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
+import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import JuryConfig, load_config
@@ -118,7 +119,8 @@ async def _open_services(
     link: RedisLink | None,
 ) -> AsyncIterator[Runtime]:
     """Migrate and open the database, and build the services."""
-    check_hosted_credentials(config, os.environ)
+    # It imports litellm for hosted models: seconds of blocking work, kept off the loop.
+    await anyio.to_thread.run_sync(check_hosted_credentials, config, os.environ)
     await check_ollama_models(config)
     url = settings.resolved_database_url()
     if settings.auto_migrate:
@@ -128,7 +130,10 @@ async def _open_services(
     hub = ProviderHub(config, local_limiter=local_limiter)
     trust = TrustSource(sessionmaker, config, cache_s=settings.trust_cache_s)
     auth = Authenticator(
-        sessionmaker, require_keys=settings.require_api_keys, cache_s=settings.auth_cache_s
+        sessionmaker,
+        require_keys=settings.require_api_keys,
+        reopen_local=settings.reopen_local_mode,
+        cache_s=settings.auth_cache_s,
     )
     bus = ProgressBus(link, ttl_s=settings.events_ttl_s)
     verdicts = VerdictService(
@@ -156,7 +161,7 @@ async def _open_services(
         verdicts=verdicts,
         queue=queue,
         limiter=RateLimiter(settings.rate_limit_per_minute, link),
-        keys=IdempotencyKeys(link, ttl_s=settings.idempotency_ttl_s),
+        keys=IdempotencyKeys(link, ttl_s=settings.idempotency_ttl_s, sessionmaker=sessionmaker),
     )
     async with AsyncExitStack() as stack:
         try:
@@ -166,6 +171,8 @@ async def _open_services(
             records = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(records.cancel_scope.cancel)
             await records.start(verdicts.write_records)
+            # In the background: the process answers (and /readyz says "starting") meanwhile.
+            records.start_soon(hub.warm_up)
             yield Runtime(
                 settings=settings,
                 config=config,

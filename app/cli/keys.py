@@ -18,7 +18,7 @@ from app.migrations.migrate import upgrade
 from app.security.models import Role
 from app.security.repository import KeyRepository
 from app.security.schemas import KeyCreate
-from app.security.service import KeyService
+from app.security.service import KeyService, keys_required
 
 T = TypeVar("T")
 
@@ -78,8 +78,13 @@ def keys_list() -> None:
             key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
         )
     console.print(table)
-    if not any(key.revoked_at is None for key in keys):
-        console.print("no active key: Jury runs in local mode (no authentication, loopback only)")
+    if not keys:
+        console.print("no key: Jury runs in local mode (no authentication, loopback only)")
+    elif not any(key.revoked_at is None for key in keys):
+        console.print(
+            "no active key: every request is refused until a key is created; local mode "
+            "returns only with JURY_REOPEN_LOCAL_MODE=true (`jury serve --reopen-local-mode`)"
+        )
 
 
 @keys_app.command("revoke")
@@ -105,7 +110,9 @@ async def _keys_exist(settings: Settings) -> bool:
     engine = create_engine(settings.resolved_database_url(), timeout_s=settings.database_timeout_s)
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
-            return await KeyRepository(session).any_active()
+            return await keys_required(
+                KeyRepository(session), reopen_local=settings.reopen_local_mode
+            )
     finally:
         await engine.dispose()
 

@@ -49,11 +49,21 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Server processes on one socket; above 1 needs JURY_REDIS_URL.")
     ] = 1,
+    reopen_local_mode: Annotated[
+        bool,
+        typer.Option(
+            "--reopen-local-mode",
+            help="With every API key revoked, run in local mode again (no authentication, "
+            "loopback only). Without it, once a key has existed a key is always required.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API; on shutdown, verdicts in progress get JURY_SHUTDOWN_GRACE_S to end."""
     from app.cli.serve import run_server
 
     settings = _settings(config)
+    if reopen_local_mode:
+        settings = settings.model_copy(update={"reopen_local_mode": True})
     console.print(serving_mode(settings, host))
     try:
         run_server(settings, host=host, port=port, workers=workers)

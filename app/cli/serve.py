@@ -52,7 +52,11 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 def worker_environment(settings: Settings) -> dict[str, str]:
     """Return what every worker's ``Settings()`` must read: this config, no second migration."""
-    return {"JURY_CONFIG": str(settings.config.resolve()), "JURY_AUTO_MIGRATE": "false"}
+    environment = {"JURY_CONFIG": str(settings.config.resolve()), "JURY_AUTO_MIGRATE": "false"}
+    if settings.reopen_local_mode:
+        # The flag may have come from the command line, which the workers do not see.
+        environment["JURY_REOPEN_LOCAL_MODE"] = "true"
+    return environment
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int) -> None:

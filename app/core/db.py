@@ -7,10 +7,12 @@ verdict record, the recorder's own short transactions.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
@@ -105,6 +107,38 @@ def threaded_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     sync = sa_create_engine(url.set(drivername="sqlite"), pool_reset_on_return=None)
     event.listen(sync, "connect", functools.partial(_sqlite_pragmas, _sqlite_timeout_s(url)))
     return sync
+
+
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """Return the path of ``engine``'s SQLite file (None: another database, or in memory)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return str(Path(url.database).expanduser())
+
+
+def sqlite_write_refusal(path: str, timeout_s: float) -> str | None:
+    """Return why the SQLite file refuses a write now (None: it takes one); blocking.
+
+    Takes the write lock (``BEGIN IMMEDIATE``) on a connection of its own, waiting at most
+    ``timeout_s`` for it, and gives it back at once: a lock another connection holds longer
+    (a long transaction, another process) means every write waits, then fails. The file is
+    opened read-write, never created.
+    """
+    try:
+        connection = sqlite3.connect(
+            f"file:{quote(path)}?mode=rw", uri=True, timeout=timeout_s, isolation_level=None
+        )
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        connection.close()
+    return None
 
 
 def create_sessionmaker(engine: AsyncEngine) -> SessionMaker:

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         description="Refuse unauthenticated requests even before any API key exists (no local "
         "mode); lets `jury serve` bind to other interfaces than loopback.",
     )
+    reopen_local_mode: bool = Field(
+        default=False,
+        description="Once any API key has existed, Jury requires a key even when every key is "
+        "revoked. True (or `jury serve --reopen-local-mode`): an admin's explicit choice that a "
+        "process starting with no active key runs in local mode again (loopback only).",
+    )
     shutdown_grace_s: float = Field(
         default=30.0,
         ge=0,

@@ -11,12 +11,14 @@ import contextlib
 from typing import Literal
 
 import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.core import metrics as core_metrics
+from app.core.db import sqlite_file, sqlite_write_refusal
 from app.core.errors import UnavailableError
 from app.http.deps import RuntimeDep
 from app.runtime import Runtime
@@ -25,6 +27,8 @@ router = APIRouter(tags=["operations"])
 
 # A probe that hangs is worse than one that fails: an orchestrator's own timeout is about this.
 READY_TIMEOUT_S = 0.5
+# How long SQLite's write lock may be held by another connection before writes count as refused.
+WRITE_PROBE_S = 0.2
 
 
 @router.get("/healthz")
@@ -42,16 +46,27 @@ class Readiness(BaseModel):
 
 @router.get(
     "/readyz",
-    responses={503: {"model": Readiness, "description": "The database does not answer."}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "The database does not answer or refuses writes, or the providers "
+            "are still starting.",
+        }
+    },
 )
 async def readyz(runtime: RuntimeDep, response: Response) -> Readiness:
-    """Say whether the process can serve verdicts: its database must answer.
+    """Say whether the process can serve verdicts: its database must answer and take writes,
+    and its providers must be loaded (litellm loads in the background after start-up).
 
     Redis is not needed to serve verdicts: without it the process is ``degraded`` (still 200),
     with in-process rate limits, idempotency keys, progress events and queue.
     """
-    checks = {"database": await _database(runtime), "redis": await _redis(runtime)}
-    ready = checks["database"] == "ok"
+    checks = {
+        "database": await _database(runtime),
+        "providers": runtime.hub.readiness(),
+        "redis": await _redis(runtime),
+    }
+    ready = checks["database"] == "ok" and checks["providers"] == "ok"
     status: Literal["ready", "degraded", "unavailable"] = "ready" if ready else "unavailable"
     if ready and checks["redis"] not in ("ok", "not configured"):
         status = "degraded"
@@ -64,11 +79,23 @@ async def _database(runtime: Runtime) -> str:
         with anyio.fail_after(READY_TIMEOUT_S):
             async with runtime.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+            refusal = await _sqlite_writes(runtime)
     except TimeoutError:
         return f"unavailable: no answer within {READY_TIMEOUT_S:g} s"
     except Exception as exc:
         return f"unavailable: {type(exc).__name__}"
-    return "ok"
+    return "ok" if refusal is None else f"unavailable: writes refused ({refusal})"
+
+
+async def _sqlite_writes(runtime: Runtime) -> str | None:
+    # A SQLite file answers reads while another connection holds its write lock: only a write
+    # shows that verdicts cannot be recorded. PostgreSQL's SELECT 1 says enough.
+    path = sqlite_file(runtime.engine)
+    if path is None:
+        return None
+    return await anyio.to_thread.run_sync(
+        sqlite_write_refusal, path, WRITE_PROBE_S, abandon_on_cancel=True
+    )
 
 
 async def _redis(runtime: Runtime) -> str:

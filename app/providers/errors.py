@@ -20,6 +20,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
+# A provider's error text is kept to this many characters: enough for the upstream's message.
+MAX_DETAIL_CHARS = 500
+
 
 class FailureKind(StrEnum):
     """Why a juror or judge call produced no usable answer."""

@@ -1,14 +1,42 @@
-"""The provider hub: picks the provider for a model and enforces shared concurrency limits."""
+"""The provider hub: picks the provider for a model and enforces shared concurrency limits.
+
+litellm takes seconds to import and initialise (15 s measured on a loaded 2-core machine), all
+of it blocking. Done on the event loop at the first call, it stalled every request, ``/healthz``
+included, and spent the first verdicts' deadlines. So the hub loads it in a worker thread:
+``warm_up`` at start-up (the runtime starts it in the background), or, for a hub that was never
+warmed up, at its first call; a call that needs litellm meanwhile waits without blocking the
+loop. ``readiness`` says which it is, for ``/readyz``.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 import anyio
+import anyio.to_thread
 
 from app.core.config import JuryConfig, ModelSpec
+from app.core.secrets import scrub
 from app.providers.base import Completion, CompletionRequest, Provider
+from app.providers.errors import MAX_DETAIL_CHARS, ProviderError
 from app.providers.openai_compat import OpenAICompatibleProvider
 from app.providers.recorded import RecordedProvider
 from app.providers.scripted import ScriptedProvider
+
+
+def load_litellm(models: Sequence[str]) -> Provider:
+    """Import litellm and run its first-call set-up for ``models``: blocking, for a thread."""
+    from app.providers.litellm_provider import LiteLLMProvider
+
+    provider = LiteLLMProvider()
+    provider.warm_up(models)
+    return provider
+
+
+def _uses_litellm(spec: ModelSpec) -> bool:
+    offline = spec.is_scripted or spec.is_recorded
+    return not offline and spec.transport != "openai_compatible"
 
 
 class ProviderHub:
@@ -29,7 +57,19 @@ class ProviderHub:
         self._scripted = ScriptedProvider()
         self._recorded = RecordedProvider()
         self._injected = real  # a test's stand-in for every real model
+        # Every key the config names: an upstream (or a gateway in front of several) may echo any.
+        self._key_envs = tuple(
+            dict.fromkeys(spec.api_key_env for spec in config.models() if spec.api_key_env)
+        )
         self._litellm: Provider | None = None
+        self._loading = anyio.Lock()
+        self._load_failure: str | None = None
+        # The models litellm will serve (none: scripted, direct or injected ones only).
+        self._litellm_models: tuple[str, ...] = ()
+        if real is None:
+            self._litellm_models = tuple(
+                dict.fromkeys(spec.model for spec in config.models() if _uses_litellm(spec))
+            )
         self._direct: OpenAICompatibleProvider | None = None
         self._local_limiter = local_limiter
         self._limiters = {
@@ -38,7 +78,37 @@ class ProviderHub:
             if spec.max_concurrency is not None
         }
 
-    def _provider_for(self, spec: ModelSpec) -> Provider:
+    async def warm_up(self) -> None:
+        """Load litellm in a worker thread now, if the config needs it; never raises.
+
+        A failure to load is kept for ``readiness``; a call that needs litellm tries again.
+        """
+        if not self._litellm_models:
+            return
+        try:
+            await self._litellm_provider()
+        except Exception as exc:
+            self._load_failure = f"{type(exc).__name__}: {exc}"[:200]
+
+    def readiness(self) -> str:
+        """Say whether the providers take calls: ``ok``, ``starting: …`` or ``unavailable: …``."""
+        if not self._litellm_models or self._litellm is not None:
+            return "ok"
+        if self._load_failure is not None:
+            return f"unavailable: litellm failed to load ({self._load_failure})"
+        return "starting: litellm is loading"
+
+    async def _litellm_provider(self) -> Provider:
+        # One load, off the loop; concurrent first calls wait for it instead of loading again.
+        async with self._loading:
+            if self._litellm is None:
+                self._litellm = await anyio.to_thread.run_sync(
+                    load_litellm, self._litellm_models, abandon_on_cancel=True
+                )
+                self._load_failure = None
+        return self._litellm
+
+    async def _provider_for(self, spec: ModelSpec) -> Provider:
         if spec.is_scripted:
             return self._scripted
         if spec.is_recorded:
@@ -50,15 +120,30 @@ class ProviderHub:
                 self._direct = OpenAICompatibleProvider()
             return self._direct
         if self._litellm is None:
-            # Imported lazily: litellm is heavy and scripted-only runs never need it.
-            from app.providers.litellm_provider import LiteLLMProvider
-
-            self._litellm = LiteLLMProvider()
+            return await self._litellm_provider()
         return self._litellm
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
+        """Answer ``request`` with ``spec``'s model, or raise its failure with a scrubbed detail.
+
+        The one place every provider's failure passes before it is recorded, returned, streamed
+        or logged: its text is scrubbed of the keys Jury sent and of anything credential-shaped.
+        """
+        try:
+            return await self._complete(spec, request)
+        except ProviderError as exc:
+            # Not chained: the original exception's text is what must not be kept.
+            raise self._scrubbed(exc, spec) from None
+
+    def _scrubbed(self, exc: ProviderError, spec: ModelSpec) -> ProviderError:
+        envs = (spec.api_key_env, *self._key_envs) if spec.api_key_env else self._key_envs
+        keys = [os.environ.get(env, "") for env in envs]
+        detail = scrub(exc.detail, keys)[:MAX_DETAIL_CHARS]
+        return exc if detail == exc.detail else type(exc)(detail)
+
+    async def _complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Answer ``request`` with ``spec``'s model, waiting for its limiter if it has one."""
-        provider = self._provider_for(spec)
+        provider = await self._provider_for(spec)
         limiter = self._limiters.get(spec.name)
         if limiter is None and spec.is_local:
             limiter = self._local_limiter

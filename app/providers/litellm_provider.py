@@ -19,8 +19,9 @@ What Jury turns off, because it spends CPU on every call for nothing Jury reads 
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,6 +33,7 @@ from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
+    MAX_DETAIL_CHARS,
     AuthError,
     BudgetExceededError,
     ProviderError,
@@ -40,6 +42,8 @@ from app.providers.errors import (
     ProviderServerError,
     ProviderTimeoutError,
 )
+
+logger = logging.getLogger("jury.providers")
 
 litellm.telemetry = False
 litellm.suppress_debug_info = True
@@ -84,6 +88,26 @@ class LiteLLMProvider:
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost_usd=_cost(response),
         )
+
+    def warm_up(self, models: Sequence[str]) -> None:
+        """Run litellm's first-call set-up for ``models`` now: blocking, meant for a thread.
+
+        A mock call per model (litellm answers it itself, no network) runs the lazy imports
+        and lookups a first real call would, a tenth of a second or more of CPU each.
+        """
+        for model in models:
+            self._ensure_priced(model)
+            try:
+                with _without_unread_logging():
+                    litellm.completion(
+                        model=model,
+                        messages=[{"role": "user", "content": "warm-up"}],
+                        mock_response="{}",
+                        api_key=_PLACEHOLDER_KEY,
+                    )
+            except Exception as exc:
+                # Only a shortcut was lost: the first real call sets itself up.
+                logger.debug("litellm warm-up of %s failed: %s", model, type(exc).__name__)
 
     def _ensure_priced(self, model: str) -> None:
         """Register a model litellm cannot price at zero cost, once per model."""
@@ -174,7 +198,7 @@ def _cost(response: Any) -> float:
 
 def _map_error(exc: Exception) -> ProviderError:
     """Translate a litellm/OpenAI exception into Jury's typed failure."""
-    detail = f"{type(exc).__name__}: {exc}"[:500]
+    detail = f"{type(exc).__name__}: {exc}"[:MAX_DETAIL_CHARS]
     if isinstance(exc, llm_errors.BudgetExceededError):
         return BudgetExceededError(detail)
     if isinstance(exc, llm_errors.Timeout | TimeoutError):

@@ -32,6 +32,7 @@ from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
+    MAX_DETAIL_CHARS,
     AuthError,
     ProviderError,
     ProviderRateLimitedError,
@@ -91,7 +92,9 @@ class OpenAICompatibleProvider:
         except TimeoutError as exc:
             raise ProviderTimeoutError(f"{spec.name}: no answer in {spec.timeout_s:g}s") from exc
         except aiohttp.ClientError as exc:
-            raise ProviderServerError(f"{spec.name}: {type(exc).__name__}: {exc}"[:500]) from exc
+            raise ProviderServerError(
+                f"{spec.name}: {type(exc).__name__}: {exc}"[:MAX_DETAIL_CHARS]
+            ) from exc
         if status >= 300:
             raise status_error(status, content.decode(errors="replace"))
         return parse_completion(spec, content)
@@ -130,7 +133,7 @@ def parse_completion(spec: ModelSpec, content: bytes) -> Completion:
 
 def status_error(status: int, text: str) -> ProviderError:
     """Map an HTTP error status onto Jury's typed failure, as the litellm path does."""
-    detail = f"HTTP {status}: {text}"[:500]
+    detail = f"HTTP {status}: {text}"[:MAX_DETAIL_CHARS]
     if status == 408:
         return ProviderTimeoutError(detail)
     if status == 429:

@@ -51,3 +51,17 @@ class KeySpend(SQLModel, table=True):
     day: date = Field(sa_column=Column(Date, primary_key=True, nullable=False))
     tokens: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     usd_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class AuthState(SQLModel, table=True):
+    """What authentication must remember beyond the keys themselves: one row, once keys exist.
+
+    ``keys_since`` is when the first key was created. From then on an empty key table (every
+    key revoked, or rows removed) does not make Jury open again: local mode returns only when
+    an admin says so (``JURY_REOPEN_LOCAL_MODE``).
+    """
+
+    __tablename__ = "auth_state"
+
+    id: int = Field(default=1, primary_key=True)
+    keys_since: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.security.models import ApiKey, KeySpend
+from app.security.models import ApiKey, AuthState, KeySpend
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,17 @@ class KeyRepository:
         """Return whether at least one key is not revoked."""
         statement = select(ApiKey.id).where(col(ApiKey.revoked_at).is_(None)).limit(1)
         return (await self.session.exec(statement)).first() is not None
+
+    async def note_keys_exist(self, at: datetime) -> None:
+        """Record, once and for good, that keys exist from ``at`` (race-free; later calls no-op)."""
+        connection = await self.session.connection()
+        insert = sqlite_insert if connection.dialect.name == "sqlite" else postgres_insert
+        statement = insert(AuthState).values(id=1, keys_since=at).on_conflict_do_nothing()
+        await self.session.exec(statement)
+
+    async def keys_ever_existed(self) -> bool:
+        """Return whether a key was ever created here (revoked or removed since, or not)."""
+        return await self.session.get(AuthState, 1) is not None
 
     async def revoke(self, key_id: int, at: datetime) -> bool:
         """Mark a key revoked; return False when it was already revoked."""

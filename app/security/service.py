@@ -1,8 +1,10 @@
 """API keys: creating, listing and revoking them, and authenticating a request by its key.
 
-With no key configured Jury runs in local mode: every caller is the local admin. Once a key
-exists, every request must carry one, and the process never goes back to local mode, even if
-every key is revoked later (an open server must never follow from a revocation).
+With no key ever created Jury runs in local mode: every caller is the local admin. Once a key
+exists, every request must carry one, and Jury never goes back to local mode by itself: the
+database remembers that keys existed (``auth_state``), so revoking every key and restarting still
+requires a key. Only ``reopen_local`` (``JURY_REOPEN_LOCAL_MODE``, an admin's explicit choice)
+lets a process with no active key start in local mode again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class KeyService:
         if await self._repo.by_name(body.name) is not None:
             raise ConflictError(f"a key named '{body.name}' already exists", name=body.name)
         key = new_key()
+        await self._repo.note_keys_exist(utcnow())
         row = await self._repo.add(
             ApiKey(
                 name=body.name,
@@ -73,6 +76,16 @@ class KeyService:
         return row
 
 
+async def keys_required(repo: KeyRepository, *, reopen_local: bool = False) -> bool:
+    """Return whether requests need a key: one is active, or keys existed and local mode is shut.
+
+    ``reopen_local``: an admin has said that, with every key revoked, local mode may return.
+    """
+    if await repo.any_active():
+        return True
+    return not reopen_local and await repo.keys_ever_existed()
+
+
 class Authenticator:
     """Turn a request's bearer key into a ``Principal``; built once per process.
 
@@ -86,11 +99,13 @@ class Authenticator:
         sessionmaker: SessionMaker,
         *,
         require_keys: bool = False,
+        reopen_local: bool = False,
         cache_s: float = 0.0,
         clock: Monotonic = monotonic,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._required = require_keys
+        self._reopen_local = reopen_local
         self._cache_s = cache_s
         self._clock = clock
         # Unknown keys are cached too: guessing keys must not cost a query per guess.
@@ -117,7 +132,12 @@ class Authenticator:
             # A database that is down at start-up is /readyz's to report, not a reason to die.
             logger.warning("API keys not checked at start-up: %s", exc.detail)
             return
-        if not required:
+        if not required and self._reopen_local:
+            logger.warning(
+                "local mode reopened (JURY_REOPEN_LOCAL_MODE): no active API key, requests are "
+                "not authenticated"
+            )
+        elif not required:
             logger.warning("local mode: no API key exists, requests are not authenticated")
 
     async def authenticate(self, key: str | None) -> Principal:
@@ -133,7 +153,9 @@ class Authenticator:
         if not self._required and self._clock() >= self._local_until:
             checked_at = self._clock()
             async with session_scope(self._sessionmaker) as session:
-                self._required = await KeyRepository(session).any_active()
+                self._required = await keys_required(
+                    KeyRepository(session), reopen_local=self._reopen_local
+                )
             self._local_until = checked_at + self._cache_s
         return self._required
 

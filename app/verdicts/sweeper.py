@@ -8,7 +8,9 @@ Runs in ``jury serve`` and in ``jury worker``, every ``sweep_interval_s``. Each 
 - queues again the asynchronous verdicts whose job may be lost: ``queued`` for longer than
   ``queue_redelivery_s`` (a job kept in the memory of a process that died, or trimmed from the
   stream) or claimed under a lease that lapsed. A second delivery of a job that was not lost
-  is harmless: the verdict row's claim lets one worker run it.
+  is harmless: the verdict row's claim lets one worker run it;
+- deletes the ``Idempotency-Key`` rows whose claim or answer has lapsed (a later request with
+  such a key would take the row over anyway: this only keeps the table small).
 
 Safe with any number of replicas: a row is interrupted by one conditional UPDATE, so of several
 sweepers one wins (and only the winner publishes the event).
@@ -29,6 +31,7 @@ from app.core.db import SessionMaker, session_scope
 from app.core.errors import UnavailableError
 from app.core.settings import Settings
 from app.deliberation.events import Event, EventSink
+from app.verdicts.idempotency import forget_expired
 from app.verdicts.jobs.queue import VerdictQueue
 from app.verdicts.record.repository import VerdictRepository
 from app.verdicts.record.tables import Verdict
@@ -49,6 +52,7 @@ class Swept:
 
     interrupted: int = 0
     requeued: int = 0
+    expired_keys: int = 0
 
 
 class Sweeper:
@@ -98,7 +102,11 @@ class Sweeper:
 
     async def sweep(self) -> Swept:
         """Run one pass; return what it did."""
-        swept = Swept(interrupted=await self._interrupt_abandoned(), requeued=await self._requeue())
+        swept = Swept(
+            interrupted=await self._interrupt_abandoned(),
+            requeued=await self._requeue(),
+            expired_keys=await forget_expired(self._sessionmaker, self._clock()),
+        )
         if swept.interrupted or swept.requeued:
             logger.info(
                 "sweep: %d abandoned verdict(s) interrupted, %d job(s) queued again",

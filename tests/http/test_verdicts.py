@@ -412,7 +412,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "redis": "not configured"},
+        "checks": {"database": "ok", "providers": "ok", "redis": "not configured"},
     }
 
 

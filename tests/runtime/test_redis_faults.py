@@ -68,7 +68,10 @@ async def test_a_stopped_redis_degrades_but_verdicts_are_served(
             events = await client.get(f"{accepted.headers['location']}/events")
             metrics = (await client.get("/metrics")).text
 
-    assert healthy == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    assert healthy == {
+        "status": "ready",
+        "checks": {"database": "ok", "providers": "ok", "redis": "ok"},
+    }
     assert [status for status, _ in answers] == [200, 200, 200, 200]
     assert max(seconds for _, seconds in answers) < TIMEOUT_S + VERDICT_S
     assert degraded.status_code == 200
@@ -115,4 +118,7 @@ async def test_a_frozen_redis_costs_one_timeout_then_nothing(
     assert replay.headers["idempotent-replayed"] == "true"
     assert degraded.json()["checks"]["redis"] == "degraded: TimeoutError"
     assert probe_s < TIMEOUT_S + 0.5
-    assert recovered.json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    assert recovered.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "providers": "ok", "redis": "ok"},
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from sqlalchemy import text
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -73,6 +74,67 @@ async def test_a_revoked_key_is_refused_and_local_mode_does_not_come_back(
     assert refused.status_code == 401
     # Every key is revoked now, yet the server stays closed: revoking never opens it.
     assert anonymous.status_code == 401
+
+
+async def _revoke_every_key(database_url: str) -> None:
+    """Create two keys through the API in local mode, then revoke both, as an admin would."""
+    async with serving(create_app(make_settings(database_url))) as client:
+        admin = await client.post("/admin/keys", json={"name": "ops", "role": "admin"})
+        key = admin.json()["key"]
+        await client.post("/admin/keys", json={"name": "bot", "role": "agent"}, headers=bearer(key))
+        for name in ("bot", "ops"):
+            revoked = await client.post(f"/admin/keys/{name}/revoke", headers=bearer(key))
+            assert revoked.status_code == 200, revoked.text
+
+
+async def test_revoking_every_key_and_restarting_does_not_reopen_local_mode(
+    database_url: str,
+) -> None:
+    await _revoke_every_key(database_url)
+
+    # A new process: nothing it remembers, only what the database says.
+    async with serving(create_app(make_settings(database_url))) as client:
+        read = await client.get("/verdicts")
+        minted = await client.post("/admin/keys", json={"name": "intruder", "role": "admin"})
+        verdict = await client.post("/verdict", json={"question": "Ship?"})
+
+    assert read.status_code == 401
+    assert minted.status_code == 401
+    assert verdict.status_code == 401
+    assert sorted(row.name for row in await stored_keys(database_url)) == ["bot", "ops"]
+
+
+async def test_removing_every_key_row_does_not_reopen_local_mode_either(
+    database_url: str,
+) -> None:
+    await _revoke_every_key(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM key_spend"))
+            await connection.execute(text("DELETE FROM api_keys"))
+    finally:
+        await engine.dispose()
+
+    async with serving(create_app(make_settings(database_url))) as client:
+        read = await client.get("/verdicts")
+
+    assert read.status_code == 401
+
+
+async def test_an_admin_may_reopen_local_mode_explicitly(database_url: str) -> None:
+    await _revoke_every_key(database_url)
+
+    settings = make_settings(database_url, reopen_local_mode=True)
+    async with serving(create_app(settings)) as client:
+        read = await client.get("/verdicts")
+        created = await client.post("/admin/keys", json={"name": "ops2", "role": "admin"})
+        closed_again = await client.get("/verdicts")
+
+    assert read.status_code == 200
+    assert created.status_code == 201, created.text
+    # A key exists again: the setting reopens only a server with no active key.
+    assert closed_again.status_code == 401
 
 
 async def test_require_api_keys_closes_a_server_that_has_no_key(sqlite_database: str) -> None:
@@ -168,7 +230,7 @@ def test_keys_list_and_revoke(runner: CliRunner) -> None:
     assert "already revoked" in again.output
     assert unknown.exit_code == 2
     assert "no key named or numbered 'nobody'" in unknown.output
-    assert "local mode" in " ".join(after.stdout.split())
+    assert "every request is refused until a key is created" in " ".join(after.stdout.split())
 
 
 def test_keys_create_refuses_a_bad_role_or_name(runner: CliRunner) -> None:

@@ -60,3 +60,33 @@ def test_0003_adds_keys_and_the_owner_column_and_keeps_verdicts(tmp_path: Path) 
     assert not {"api_keys", "key_spend"} & _inspect(url, _tables)
     assert "api_key_id" not in _inspect(url, _columns)
     assert _inspect(url, _verdict_ids) == ["v1"]
+
+
+INSERT_KEY = (
+    "INSERT INTO api_keys (name, role, prefix, key_hash, created_at, revoked_at) VALUES "
+    "('{name}', 'admin', 'jury_x', '{name}-hash', '{at}', '2026-03-01 00:00:00')"
+)
+
+
+def _keys_since(connection: Connection) -> list[str]:
+    return [
+        str(at) for at in connection.execute(text("SELECT keys_since FROM auth_state")).scalars()
+    ]
+
+
+def test_0006_remembers_that_keys_existed_in_a_database_that_had_some(tmp_path: Path) -> None:
+    with_keys, without = sqlite_url(tmp_path / "keys.db"), sqlite_url(tmp_path / "none.db")
+    for url in (with_keys, without):
+        upgrade_sync(url, "0005")
+    run_sql(with_keys, INSERT_KEY.format(name="second", at="2026-02-01 00:00:00"))
+    run_sql(with_keys, INSERT_KEY.format(name="first", at="2026-01-01 00:00:00"))
+
+    for url in (with_keys, without):
+        upgrade_sync(url)
+        command.check(alembic_config(url))
+
+    # Every key of it revoked, yet the database says keys have existed since the first.
+    assert [at[:10] for at in _inspect(with_keys, _keys_since)] == ["2026-01-01"]
+    assert _inspect(without, _keys_since) == []
+    downgrade_sync(with_keys, "0005")
+    assert "auth_state" not in _inspect(with_keys, _tables)

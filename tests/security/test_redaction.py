@@ -18,8 +18,9 @@ from sqlalchemy import text
 from app.core.config import CategoryPolicy
 from app.core.db import create_engine
 from app.core.errors import SecretInInputError
+from app.core.secrets import redact_text
 from app.deliberation.schemas import Action, VerdictRequest
-from app.security.redaction import redact_text, redacted_kinds, screen
+from app.security.redaction import redacted_kinds, screen
 from tests.builders import (
     RecordingHub,
     app_client,

@@ -72,6 +72,28 @@ def test_with_a_key_any_interface_is_allowed(
     assert [(call["host"], call["port"]) for call in served] == [("0.0.0.0", 9000)]
 
 
+def test_with_every_key_revoked_keys_stay_required_unless_reopened(
+    served: list[dict[str, Any]], sqlite_database: str
+) -> None:
+    anyio.run(add_key, sqlite_database, "ops", Role.ADMIN)
+    revoked = CliRunner().invoke(cli, ["keys", "revoke", "ops"])
+
+    closed = CliRunner().invoke(cli, ["serve", *CONFIG, "--host", "0.0.0.0"])
+    refused = CliRunner().invoke(
+        cli, ["serve", *CONFIG, "--host", "0.0.0.0", "--reopen-local-mode"]
+    )
+    reopened = CliRunner().invoke(cli, ["serve", *CONFIG, "--reopen-local-mode"])
+
+    assert revoked.exit_code == 0, revoked.output
+    assert closed.exit_code == 0, closed.output
+    assert "API keys required" in closed.stdout
+    # Reopened, it is local mode again: loopback only.
+    assert refused.exit_code == 2
+    assert reopened.exit_code == 0, reopened.output
+    assert "local mode: no API key exists" in flat(reopened.stdout)
+    assert [call["host"] for call in served] == ["0.0.0.0", "127.0.0.1"]
+
+
 def test_required_keys_allow_another_interface_and_the_grace_is_configurable(
     served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

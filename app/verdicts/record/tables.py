@@ -99,3 +99,24 @@ class ModelCall(SQLModel, table=True):
     failure_kind: str | None = Field(default=None, max_length=32)
     failure_detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """An ``Idempotency-Key``'s claim, then its answer: the durable copy of what Redis holds.
+
+    One row per key per key owner (``scope``: an API key, or local mode). The primary key is
+    the unique constraint that lets exactly one request, on any replica, claim a key, whether
+    Redis answers or not; ``record`` is the claim's JSON (``app.verdicts.idempotency.Record``).
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    scope: str = Field(primary_key=True, max_length=32)
+    key_digest: str = Field(primary_key=True, max_length=64)
+    token: str = Field(max_length=32)
+    record: str = Field(sa_column=Column(Text, nullable=False))
+    # A running claim lapses after its verdict's deadline (its process died); an answer after
+    # JURY_IDEMPOTENCY_TTL_S. A lapsed row is taken over by the next request with the key.
+    expires_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )

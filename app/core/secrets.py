@@ -1,0 +1,204 @@
+"""Credentials found in text by detect-secrets' detectors, and replaced by placeholders.
+
+The one detector of secrets, below every layer that writes text down: the intake redacts the
+input with it (``app.security.redaction``), and the provider hub scrubs the error text an
+upstream sends back (``app.providers.hub``), which may echo the juror's own key.
+
+Why detect-secrets: it is Yelp's maintained scanner, used in pre-commit hooks across the industry,
+and its detectors are precise patterns for named credential formats (AWS, GitHub, GitLab, Slack,
+Stripe, OpenAI, JWTs, private keys, credentials in URLs, ...) plus a keyword detector for
+``password = ...``-style assignments, the shape of a committed ``.env`` file. Its high-entropy
+detectors are left out: they flag commit hashes and checksums, which jurors need to read in a diff.
+
+Redaction is idempotent: a redacted text redacts to itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from urllib.parse import quote
+
+from detect_secrets.plugins.artifactory import ArtifactoryDetector
+from detect_secrets.plugins.aws import AWSKeyDetector
+from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
+from detect_secrets.plugins.github_token import GitHubTokenDetector
+from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.keyword import (
+    CONFIG_DENYLIST_REGEX_TO_GROUP,
+    QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+    KeywordDetector,
+)
+from detect_secrets.plugins.mailchimp import MailchimpDetector
+from detect_secrets.plugins.npm import NpmDetector
+from detect_secrets.plugins.openai import OpenAIDetector
+from detect_secrets.plugins.pypi_token import PypiTokenDetector
+from detect_secrets.plugins.sendgrid import SendGridDetector
+from detect_secrets.plugins.slack import SlackDetector
+from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+from detect_secrets.plugins.stripe import StripeDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+# Each detector under the kind its placeholder names.
+DETECTORS: tuple[tuple[str, RegexBasedDetector], ...] = (
+    ("aws_key", AWSKeyDetector()),
+    ("artifactory_token", ArtifactoryDetector()),
+    ("azure_storage_key", AzureStorageKeyDetector()),
+    ("basic_auth", BasicAuthDetector()),
+    ("discord_token", DiscordBotTokenDetector()),
+    ("github_token", GitHubTokenDetector()),
+    ("gitlab_token", GitLabTokenDetector()),
+    ("jwt", JwtTokenDetector()),
+    ("mailchimp_key", MailchimpDetector()),
+    ("npm_token", NpmDetector()),
+    ("openai_key", OpenAIDetector()),
+    ("pypi_token", PypiTokenDetector()),
+    ("sendgrid_key", SendGridDetector()),
+    ("slack_token", SlackDetector()),
+    ("square_token", SquareOAuthDetector()),
+    ("stripe_key", StripeDetector()),
+    ("telegram_token", TelegramBotTokenDetector()),
+    ("twilio_key", TwilioKeyDetector()),
+)
+KEYWORD_KIND = "credential"
+PRIVATE_KEY_KIND = "private_key"
+KINDS = frozenset({kind for kind, _ in DETECTORS} | {KEYWORD_KIND, PRIVATE_KEY_KIND})
+
+_KEYWORD = KeywordDetector()
+# Quoted assignments (code, JSON) and unquoted ones (.env, YAML, INI).
+_KEYWORD_SHAPES = (QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP, CONFIG_DENYLIST_REGEX_TO_GROUP)
+# detect-secrets matches a private key by its header line; the whole block must go.
+_KEY_BLOCK = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.DOTALL,
+)
+PLACEHOLDER = re.compile(r"\[REDACTED:([a-z0-9_]+)\]")
+# Shorter hits are too common to be credentials ('password: "none"').
+MIN_SECRET_CHARS = 6
+
+
+def placeholder(kind: str) -> str:
+    """Return the text that stands in for a secret of ``kind``."""
+    return f"[REDACTED:{kind}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """A text with its secrets replaced, and the kinds found in it."""
+
+    text: str
+    found: frozenset[str]
+
+
+def redact_text(text: str) -> Redaction:
+    """Replace every secret in ``text`` by its placeholder; ``found``: the kinds replaced now."""
+    text, blocks = _KEY_BLOCK.subn(placeholder(PRIVATE_KEY_KIND), text)
+    redaction = replace_hits(text, hits_in(text))
+    if blocks:
+        return Redaction(redaction.text, redaction.found | {PRIVATE_KEY_KIND})
+    return redaction
+
+
+def hits_in(text: str) -> set[tuple[str, str]]:
+    """Return (kind, value) for each secret detect-secrets finds, line by line."""
+    return {hit for line in text.splitlines() for hit in _hits(line)}
+
+
+def replace_hits(text: str, hits: set[tuple[str, str]]) -> Redaction:
+    found: set[str] = set()
+    # Longest first: a secret that contains another is replaced whole.
+    for kind, value in sorted(hits, key=lambda hit: (-len(hit[1]), hit)):
+        if value in text:
+            text = text.replace(value, placeholder(kind))
+            found.add(kind)
+    return Redaction(text, frozenset(found))
+
+
+def _hits(line: str) -> Iterator[tuple[str, str]]:
+    for kind, detector in DETECTORS:
+        # The whole match: some patterns capture only a prefix ('ghp' of a GitHub token).
+        for pattern in detector.denylist:
+            for match in pattern.finditer(line):
+                yield from _kept(kind, match.group(0))
+    for shape in _KEYWORD_SHAPES:
+        for value in _KEYWORD.analyze_string(line, denylist_regex_to_group=shape):
+            yield from _kept(KEYWORD_KIND, value)
+
+
+def _kept(kind: str, value: str) -> Iterator[tuple[str, str]]:
+    # Unquoted shapes may take the quotes along; the secret is what they enclose.
+    value = value.strip("\"'")
+    # A placeholder already stands where a secret was: leave it (and its kind) as it is.
+    if len(value) >= MIN_SECRET_CHARS and "[REDACTED:" not in value:
+        yield kind, value
+
+
+# --- provider error text --------------------------------------------------------------------
+
+# What a provider's error text is scrubbed of beyond detect-secrets' named formats: the shapes
+# in which upstreams and gateways echo a key back ("Incorrect API key provided: ...", an echoed
+# Authorization header, a key in a query string) and hosted-model key formats detect-secrets
+# does not name (its OpenAI pattern is the legacy one only).
+KNOWN_KIND = "api_key"
+_TOKEN = r"[A-Za-z0-9._~+/=-]{8,}"
+_ERROR_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("bearer_token", re.compile(rf"(?i)\b(?:bearer|basic)\s+(?P<secret>{_TOKEN})")),
+    (
+        KNOWN_KIND,
+        re.compile(
+            r"(?i)(?:api[ _-]?key|access[ _-]?key|secret|token|password|passwd|auth(?:orization)?)"
+            rf"(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?(?P<secret>{_TOKEN})"
+        ),
+    ),
+    (KNOWN_KIND, re.compile(r"(?P<secret>\b(?:sk|rk|pk)-[A-Za-z0-9_-]{16,})")),
+    (KNOWN_KIND, re.compile(r"(?P<secret>\bAIza[0-9A-Za-z_-]{30,})")),
+)
+# A shorter configured key would match ordinary words of the text.
+MIN_KNOWN_CHARS = 4
+
+
+def scrub(text: str, known: Iterable[str] = ()) -> str:
+    """Return provider error text without the ``known`` keys or anything credential-shaped.
+
+    ``known`` are the keys Jury itself sent (the juror's own first): they are replaced in every
+    spelling an echo may use (as sent, JSON-escaped, URL-encoded), and a trailing piece of one is
+    cut off, since providers bound their error text and the bound may fall inside the key.
+    """
+    for secret in _spellings(known):
+        text = text.replace(secret, placeholder(KNOWN_KIND))
+        text = _without_cut_tail(text, secret)
+    for kind, pattern in _ERROR_SHAPES:
+        text = pattern.sub(partial(_replaced, kind=kind), text)
+    return redact_text(text).text
+
+
+def _spellings(known: Iterable[str]) -> list[str]:
+    keys = {key for key in known if len(key) >= MIN_KNOWN_CHARS}
+    spellings = (
+        keys | {json.dumps(key)[1:-1] for key in keys} | {quote(key, safe="") for key in keys}
+    )
+    # Longest first: a spelling that contains another is replaced whole.
+    return sorted(spellings, key=lambda value: (-len(value), value))
+
+
+def _without_cut_tail(text: str, secret: str) -> str:
+    for size in range(len(secret) - 1, MIN_KNOWN_CHARS - 1, -1):
+        if text.endswith(secret[:size]):
+            return text[:-size] + placeholder(KNOWN_KIND)
+    return text
+
+
+def _replaced(match: re.Match[str], *, kind: str) -> str:
+    whole, start = match.group(0), match.start("secret") - match.start(0)
+    if "[REDACTED:" in match.group("secret"):
+        return whole
+    return whole[:start] + placeholder(kind) + whole[start + len(match.group("secret")) :]
