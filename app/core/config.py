@@ -116,6 +116,13 @@ class ModelSpec(Frozen):
     local: LocalServe | None = None
     script: Script | None = None
     recorded: Recording | None = None
+    cost: float | None = Field(
+        default=None,
+        ge=0,
+        description="What one call costs, in USD per million tokens (the mean of the input and "
+        "output prices), for the sequential mode's order. Unset: litellm's known price for a "
+        "hosted model; 0 for local, scripted, recorded and self-hosted models.",
+    )
 
     @property
     def is_scripted(self) -> bool:
@@ -216,6 +223,19 @@ class CategoryPolicy(Frozen):
         default="redact",
         description="A secret in the input: 'redact' replaces it by [REDACTED:kind] before any "
         "model sees it; 'refuse' answers 422 secret_in_input.",
+    )
+    sequential: bool = Field(
+        default=False,
+        description="Convene jurors one by one, cheapest first, and stop once the approved "
+        "rule's posterior for one option reaches the target or the rest cannot change the "
+        "winner (see app/deliberation/sequential.py).",
+    )
+    sequential_target: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=1,
+        description="Sequential mode: the posterior at which convening stops; the category's "
+        "approved guaranteed-risk threshold replaces it where one exists.",
     )
 
 

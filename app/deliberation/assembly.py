@@ -22,6 +22,7 @@ from app.deliberation.schemas import (
     PositionOut,
     RiskOut,
     RoundOut,
+    SequentialOut,
     Shift,
     Tokens,
     Usage,
@@ -320,6 +321,7 @@ def assemble(
         judge=judge,
         verdict_source=source,
         risk=risk,
+        sequential=sequential_out(transcript),
         degraded=degraded,
         failures=failures,
         recused=list(docket.recused),
@@ -329,6 +331,23 @@ def assemble(
         metadata=dict(docket.metadata),
         action=docket.action,
         redacted=list(docket.redacted),
+    )
+
+
+def sequential_out(transcript: Transcript) -> SequentialOut | None:
+    """Render who a sequential verdict convened and why it stopped (None: not sequential)."""
+    convening = transcript.convening
+    if convening is None:
+        return None
+    return SequentialOut(
+        order=list(convening.order),
+        convened=list(convening.convened),
+        not_convened=[name for name in convening.order if name not in convening.convened],
+        stop=convening.stop,
+        leader=convening.leader,
+        posterior=round(convening.posterior, 6),
+        target=convening.target,
+        target_source=convening.target_source,
     )
 
 

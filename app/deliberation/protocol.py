@@ -31,6 +31,12 @@ from app.deliberation.answers import (
 from app.deliberation.budget import RoundBudget, spend_of
 from app.deliberation.calls import CallOutcome, CallPlan, call_model
 from app.deliberation.events import no_quorum_detail
+from app.deliberation.sequential import (
+    Convening,
+    SequentialPlan,
+    StopConvening,
+    stop_convening,
+)
 from app.providers.hub import ProviderHub
 
 StopReason = Literal["unanimous", "no_change", "max_rounds", "deadline", "budget"]
@@ -58,6 +64,8 @@ class Transcript:
     stop_reason: StopReason = "max_rounds"
     judge: CallOutcome[JudgeAnswer] | None = None
     judge_labels: dict[str, str] = field(default_factory=dict)
+    # Sequential verdicts only: who round 1 convened and why it stopped convening.
+    convening: Convening | None = None
 
     def final_answers(self) -> dict[str, JurorAnswer]:
         """Return each juror's latest valid answer, by juror name."""
@@ -120,12 +128,17 @@ class Hearing:
     deadline: Deadline
     seed: str
     budget: RoundBudget | None = None
+    # Set in a category with ``sequential: true``: round 1 convenes jurors one by one.
+    sequential: SequentialPlan | None = None
 
 
 async def deliberate(hub: ProviderHub, hearing: Hearing, observer: Observer) -> Transcript:
     """Run round 1, the rebuttal rounds and the judge; raise NoQuorumReachedError below quorum."""
     transcript = Transcript()
-    turns = await _run_round(hub, hearing, transcript, 1, observer)
+    if hearing.sequential is not None:
+        turns = await _convene(hub, hearing, hearing.sequential, transcript, observer)
+    else:
+        turns = await _run_round(hub, hearing, transcript, 1, observer)
     valid = sum(1 for turn in turns if turn.outcome.ok)
     if valid < hearing.quorum:
         raise NoQuorumReachedError(transcript, valid, hearing.quorum)
@@ -167,13 +180,76 @@ def _next_round_fits(budget: RoundBudget, transcript: Transcript) -> bool:
     return budget.allows_next(spent, last)
 
 
+async def _convene(
+    hub: ProviderHub,
+    hearing: Hearing,
+    plan: SequentialPlan,
+    transcript: Transcript,
+    observer: Observer,
+) -> list[JurorTurn]:
+    """Round 1 of a sequential verdict: convene jurors in the plan's order until it may stop.
+
+    The first ``quorum`` jurors are asked at once (no verdict can stop before that many
+    answers), then one at a time, each answer deciding whether the next juror is called.
+    """
+    specs = {juror.name: juror for juror in hearing.jurors}
+    waiting = [specs[name] for name in plan.order if name in specs]
+    turns: list[JurorTurn] = []
+    batch = max(hearing.quorum, 1)
+    stop: StopConvening | None = None
+    while stop is None:
+        called, waiting = waiting[:batch], waiting[batch:]
+        await _ask_all(hub, hearing, called, 1, {}, turns, observer)
+        batch = 1
+        positions = {
+            t.juror: t.outcome.answer.position for t in turns if t.outcome.answer is not None
+        }
+        stop, now = stop_convening(
+            positions,
+            [j.name for j in waiting],
+            plan,
+            hearing.case.options,
+            quorum=hearing.quorum,
+            deadline_passed=hearing.deadline.passed(),
+        )
+    sat = {turn.juror for turn in turns}
+    transcript.convening = Convening(
+        order=plan.order,
+        convened=tuple(name for name in plan.order if name in sat),
+        stop=stop,
+        leader=now.leader,
+        posterior=now.posterior,
+        target=plan.target,
+        target_source=plan.target_source,
+    )
+    return await _end_round(hearing, transcript, 1, turns, observer)
+
+
 async def _run_round(
     hub: ProviderHub, hearing: Hearing, transcript: Transcript, number: int, observer: Observer
 ) -> list[JurorTurn]:
-    """Ask every sitting juror concurrently; the round lasts as long as its slowest call."""
+    """Ask every sitting juror concurrently; the round lasts as long as its slowest call.
+
+    Rebuttal rounds sit only the jurors with a position: in a sequential verdict, those it
+    convened.
+    """
     previous = transcript.final_answers()
     sitting = [j for j in hearing.jurors if number == 1 or j.name in previous]
     turns: list[JurorTurn] = []
+    await _ask_all(hub, hearing, sitting, number, previous, turns, observer)
+    return await _end_round(hearing, transcript, number, turns, observer)
+
+
+async def _ask_all(
+    hub: ProviderHub,
+    hearing: Hearing,
+    sitting: Sequence[ModelSpec],
+    number: int,
+    previous: dict[str, JurorAnswer],
+    turns: list[JurorTurn],
+    observer: Observer,
+) -> None:
+    """Ask ``sitting`` concurrently in round ``number``, appending each turn as it ends."""
 
     async def ask(juror: ModelSpec) -> None:
         plan = _juror_plan(hearing, juror, number, previous)
@@ -188,6 +264,16 @@ async def _run_round(
     async with anyio.create_task_group() as group:
         for juror in sitting:
             group.start_soon(ask, juror)
+
+
+async def _end_round(
+    hearing: Hearing,
+    transcript: Transcript,
+    number: int,
+    turns: list[JurorTurn],
+    observer: Observer,
+) -> list[JurorTurn]:
+    """Put a round's turns in panel order, keep them and tell the observer."""
     order = {j.name: i for i, j in enumerate(hearing.jurors)}
     turns.sort(key=lambda turn: order[turn.juror])
     transcript.rounds.append(turns)
@@ -230,7 +316,8 @@ async def _run_judge(
 ) -> CallOutcome[JudgeAnswer]:
     """Ask the judge to decide over the anonymised transcript."""
     assert hearing.judge is not None
-    names = [juror.name for juror in hearing.jurors]
+    sat = {turn.juror for turn in transcript.rounds[0]} if transcript.rounds else set()
+    names = [juror.name for juror in hearing.jurors if juror.name in sat]
     random.Random(f"{hearing.seed}:judge").shuffle(names)
     transcript.judge_labels = {
         name: f"Juror {label}" for name, label in zip(names, _labels(), strict=False)

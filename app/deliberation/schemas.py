@@ -232,6 +232,25 @@ class RiskOut(BaseModel):
     n: int = Field(default=0, description="Outcomes the threshold was chosen on.")
 
 
+class SequentialOut(BaseModel):
+    """Who a sequential verdict convened and why it stopped calling more jurors.
+
+    ``stop``: ``settled`` (the jurors not convened could not have changed the approved rule's
+    winner), ``target`` (the posterior of ``leader`` reached ``target``), ``panel_exhausted``
+    (everyone was convened) or ``deadline``. ``target_source``: the category's ``policy``
+    target, or its approved guaranteed-risk threshold (``risk``).
+    """
+
+    order: list[str] = Field(description="The convening order: weighted jurors, cheapest first.")
+    convened: list[str]
+    not_convened: list[str]
+    stop: Literal["settled", "target", "panel_exhausted", "deadline"]
+    leader: str | None
+    posterior: float = Field(description="The approved rule's posterior of the leader.")
+    target: float
+    target_source: Literal["policy", "risk"]
+
+
 class FailureOut(BaseModel):
     """A failed call, listed at the top level of a degraded verdict."""
 
@@ -295,6 +314,11 @@ class VerdictOut(BaseModel):
     )
     risk: RiskOut | None = Field(
         default=None, description="The guaranteed-risk threshold of the category, if set."
+    )
+    sequential: SequentialOut | None = Field(
+        default=None,
+        description="A sequential verdict (the category's 'sequential: true'): who was "
+        "convened and why convening stopped. None: the whole panel sat.",
     )
     degraded: bool
     failures: list[FailureOut]

@@ -224,3 +224,14 @@ def missing_credentials(model: str, environ: dict[str, str]) -> list[str]:
     if report.get("keys_in_environment"):
         return []
     return [key for key in report.get("missing_keys", []) if not environ.get(key)]
+
+
+def known_price_per_mtok(model: str) -> float | None:
+    """Return litellm's list price of ``model`` in USD per million tokens (the mean of its
+    input and output prices), or None when its cost map does not know the model."""
+    entry = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1])
+    if not isinstance(entry, dict):
+        return None
+    prices = [entry.get("input_cost_per_token"), entry.get("output_cost_per_token")]
+    known = [float(p) for p in prices if isinstance(p, int | float)]
+    return sum(known) / len(known) * 1_000_000 if known else None

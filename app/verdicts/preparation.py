@@ -24,6 +24,8 @@ from app.deliberation.budget import RoundBudget
 from app.deliberation.prompts import Case
 from app.deliberation.protocol import Hearing
 from app.deliberation.schemas import VerdictRequest, VerdictSource
+from app.deliberation.sequential import SequentialPlan, convening_order
+from app.providers.pricing import call_cost
 from app.security.redaction import redacted_kinds, screen
 from app.verdicts.record.tables import Verdict
 
@@ -221,6 +223,7 @@ class VerdictPreparation:
             deadline=Deadline.after(deadline_s(request, self._config)),
             seed=docket.verdict_id,
             budget=self._round_budget(),
+            sequential=sequential_plan(jurors, docket),
         )
 
     def _round_budget(self) -> RoundBudget | None:
@@ -228,6 +231,27 @@ class VerdictPreparation:
         if budgets.per_verdict_tokens is None and budgets.per_verdict_usd is None:
             return None
         return RoundBudget(tokens=budgets.per_verdict_tokens, usd=budgets.per_verdict_usd)
+
+
+def sequential_plan(jurors: Sequence[ModelSpec], docket: Docket) -> SequentialPlan | None:
+    """Return how a sequential verdict convenes its jurors (None: its category sits them all).
+
+    The stop target is the category's approved guaranteed-risk threshold where one exists:
+    the confidence from which its verdicts are trusted without a human. That threshold was
+    chosen on whole-panel confidences, so reusing it for the posterior of a partial panel is
+    a consistent bar, not a carried-over guarantee. Otherwise the policy's target applies.
+    """
+    policy = docket.policy
+    if not policy.sequential:
+        return None
+    threshold = docket.risk.threshold if docket.risk is not None else None
+    costs = {juror.name: call_cost(juror) for juror in jurors}
+    return SequentialPlan(
+        order=convening_order([juror.name for juror in jurors], costs, docket.weights),
+        weights=docket.weights,
+        target=threshold if threshold is not None else policy.sequential_target,
+        target_source="risk" if threshold is not None else "policy",
+    )
 
 
 def deadline_s(request: VerdictRequest, config: JuryConfig) -> float:

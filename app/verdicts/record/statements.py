@@ -74,6 +74,7 @@ Hold = OwnRow | ClaimedRow
 
 def completed(hold: Hold, verdict: VerdictOut, *, at: datetime) -> Change:
     """Return the UPDATE that records a decided verdict and its whole response."""
+    sequential = verdict.sequential
     return hold.change(
         {
             "status": "completed",
@@ -89,6 +90,8 @@ def completed(hold: Hold, verdict: VerdictOut, *, at: datetime) -> Change:
             "prompt_tokens": verdict.usage.prompt_tokens,
             "completion_tokens": verdict.usage.completion_tokens,
             "cost_usd": verdict.usage.cost_usd,
+            "convened": len(sequential.convened) if sequential is not None else None,
+            "convening_stop": sequential.stop if sequential is not None else None,
             "response": verdict.model_dump(mode="json", by_alias=True),
         }
     )

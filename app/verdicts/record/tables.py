@@ -49,6 +49,10 @@ class Verdict(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    # Sequential verdicts: how many jurors round 1 convened and why it stopped convening
+    # (the response's ``sequential`` has the names); None where the whole panel sat.
+    convened: int | None = None
+    convening_stop: str | None = Field(default=None, max_length=16)
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
     # Asynchronous verdicts: the worker whose claim holds the verdict, until when (renewed while
