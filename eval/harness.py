@@ -172,6 +172,10 @@ def item_result(item: EvalItem, verdict: VerdictOut) -> ItemResult:
         completion_tokens=verdict.usage.completion_tokens,
         cost_usd=verdict.usage.cost_usd,
         latency_ms=verdict.latency_ms,
+        calls=verdict.usage.calls,
+        juror_calls=sum(p.attempts for r in verdict.rounds for p in r.positions),
+        convened=verdict.sequential.convened if verdict.sequential is not None else None,
+        convening_stop=verdict.sequential.stop if verdict.sequential is not None else None,
     )
 
 

@@ -30,6 +30,7 @@ from app.deliberation.rules import (
     vote,
 )
 from app.deliberation.vote import ALL_CATEGORIES
+from app.providers.pricing import call_cost
 from app.runtime import Runtime
 from app.trust.active import juror_models
 from app.trust.choice import RuleChoice, choose_rules
@@ -37,14 +38,22 @@ from app.trust.records import JurorRecord, OutcomeRecord
 from app.trust.schemas import ProposalCreate
 from app.trust.scoring import expected_calibration_error
 from app.trust.service import TrustService
+from app.verdicts.service import VerdictService
 from eval.harness import OutcomeWriter, RunPlan, load_results, run_eval
 from eval.records import ItemResult
+from eval.sequential import (
+    compare_runs,
+    render_comparison,
+    replay_sequential,
+    sequential_config,
+)
 from eval.split import split_ids
 
 ALPHAS = (0.1, 0.2)
 MIN_EVIDENCE = 30
 CALIBRATION_MIN_EVIDENCE = 50
 RISK_SPLITS = 20
+SEQUENTIAL_TEST = "test-sequential"
 
 
 def outcome_records(
@@ -255,6 +264,9 @@ class LoopPlan:
     split_ratio: float = 0.5
     concurrency: int = 8
     command: str = ""
+    # Also run test with the sequential mode on in every category, under the same approval.
+    sequential: bool = False
+    sequential_target: float | None = None
 
 
 async def _approve(runtime: Runtime) -> dict[str, Any]:
@@ -296,7 +308,7 @@ async def run_loop(
     test = outcome_records(test_results, models)
     choices = {alpha: fit(train, runtime.config, alpha) for alpha in ALPHAS}
     served = [r for r in test_results if r.status == "ok"]
-    report = {
+    report: dict[str, Any] = {
         "command": plan.command,
         "split": {"seed": plan.split_seed, "ratio": plan.split_ratio},
         "approval": approval,
@@ -311,10 +323,55 @@ async def run_loop(
         "mean_error_correlation": test_report.mean_error_correlation,
         "risk_check": risk_check(train + test, runtime.config),
     }
+    if plan.sequential:
+        report["sequential"] = await _sequential_pass(runtime, plan, test_plan)
+        report["sequential_replay"] = sequential_replay(train, served, runtime.config, plan)
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "loop.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     (plan.out / "loop.md").write_text(render(report), encoding="utf-8")
     return report
+
+
+async def _sequential_pass(runtime: Runtime, plan: LoopPlan, test_plan: RunPlan) -> dict[str, Any]:
+    """Run test again with every category sequential, and compare it with the full panel."""
+    config = sequential_config(runtime.config, target=plan.sequential_target)
+    service = VerdictService(
+        config=config,
+        hub=runtime.hub,
+        sessionmaker=runtime.sessionmaker,
+        settings=runtime.settings,
+        weights=runtime.trust,
+        calibration=runtime.trust,
+        rules=runtime.trust,
+    )
+    sequential_plan = replace(test_plan, out=plan.out / SEQUENTIAL_TEST)
+    try:
+        await run_eval(service, sequential_plan)
+    finally:
+        service.close()
+    return compare_runs(load_results(test_plan.out), load_results(sequential_plan.out))
+
+
+REPLAY_TARGETS = (0.9, 0.95, 0.99)
+
+
+def sequential_replay(
+    train: Sequence[OutcomeRecord],
+    test: Sequence[ItemResult],
+    config: JuryConfig,
+    plan: LoopPlan,
+) -> list[dict[str, Any]]:
+    """Replay the stop rule on test under rules fitted on train (pooled), at a few targets."""
+    ballots = [_ballot(r) for r in train]
+    rules = {"majority": majority_rule(ballots), "log_odds": log_odds_rule(ballots)}
+    costs = {juror.name: call_cost(juror) for juror in config.jurors}
+    quorum = config.quorum(config.panels[plan.panel or config.default_panel])
+    targets = (plan.sequential_target,) if plan.sequential_target else REPLAY_TARGETS
+    return [
+        {"rule": name, **replay_sequential(test, weights, costs, target=target, quorum=quorum)}
+        for name, weights in rules.items()
+        for target in targets
+    ]
 
 
 def _pct(value: Any) -> str:
@@ -382,4 +439,22 @@ def render(report: Mapping[str, Any]) -> str:
         f"correlation {_pct(report['mean_error_correlation'])}.",
         "",
     ]
+    if "sequential" in report:
+        lines += ["## Sequential verdicts on test (same approval)", ""]
+        lines += [*render_comparison(report["sequential"]), ""]
+        lines += [
+            "Replayed offline on the same test positions under other rules fitted on train "
+            "(pooled), at several targets:",
+            "",
+            "| rule | target | full panel accuracy | sequential accuracy | same verdict "
+            "| fewer juror calls |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in report["sequential_replay"]:
+            lines.append(
+                f"| {row['rule']} | {row['target']} | {_pct(row['accuracy_full'])} "
+                f"| {_pct(row['accuracy_sequential'])} | {_pct(row['agreement_with_full'])} "
+                f"| {_pct(row['call_reduction'])} |"
+            )
+        lines.append("")
     return "\n".join(lines)

@@ -69,6 +69,12 @@ class ItemResult(BaseModel):
     completion_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0.0)
     latency_ms: float = Field(default=0.0, ge=0.0)
+    # Model calls made (repair re-asks included): all of them, and the jurors' alone.
+    calls: int = Field(default=0, ge=0)
+    juror_calls: int = Field(default=0, ge=0)
+    # Sequential verdicts: the jurors convened and why convening stopped (None: whole panel).
+    convened: list[str] | None = None
+    convening_stop: str | None = None
 
     @model_validator(mode="after")
     def _gold_is_an_option(self) -> ItemResult:

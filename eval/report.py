@@ -163,6 +163,8 @@ def _usage(results: Sequence[ItemResult]) -> dict[str, m.Summary]:
             [float(r.prompt_tokens + r.completion_tokens) for r in results]
         ),
         "cost_usd": m.summarize([r.cost_usd for r in results]),
+        "calls": m.summarize([float(r.calls) for r in results]),
+        "juror_calls": m.summarize([float(r.juror_calls) for r in results]),
     }
 
 

@@ -11,6 +11,7 @@ import anyio
 import typer
 from rich.console import Console
 
+from app.core.config import JuryConfig
 from app.core.errors import JuryError, NoQuorumError
 from app.core.settings import Settings
 from app.runtime import Runtime, open_runtime
@@ -36,11 +37,17 @@ def _local_progress(message: str) -> None:
     errors.print(f"[dim]local models: {message}[/]")
 
 
-def run_in_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the runtime, run ``work`` with it, and turn Jury errors into a clean exit."""
+def run_in_runtime(
+    settings: Settings,
+    work: Callable[[Runtime], Awaitable[T]],
+    *,
+    config: JuryConfig | None = None,
+) -> T:
+    """Open the runtime (on ``config`` if given, else the settings' file), run ``work`` with
+    it, and turn Jury errors into a clean exit."""
 
     async def main() -> T:
-        async with open_runtime(settings, progress=_local_progress) as runtime:
+        async with open_runtime(settings, config=config, progress=_local_progress) as runtime:
             return await work(runtime)
 
     try:

@@ -63,6 +63,10 @@ def run(
     ] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
     split_ratio: Annotated[float, typer.Option(help="Share of records in train.")] = 0.5,
+    sequential: Annotated[
+        bool,
+        typer.Option(help="Every category sequential: cheapest jurors first, stopping early."),
+    ] = False,
 ) -> None:
     """Run every item through the verdict service and write report.json/.md and plots."""
     # Imported here: the report pulls in matplotlib, which no other command needs.
@@ -101,10 +105,17 @@ def run(
             writer = _outcome_writer(runtime) if record_outcomes else None
             return await run_eval(runtime.verdicts, plan, progress=progress, record_outcome=writer)
 
-    report = run_in_runtime(settings, work)
+    jury_config = None
+    if sequential:
+        from app.core.config import load_config
+        from eval.sequential import sequential_config
+
+        jury_config = sequential_config(load_config(settings.config))
+    report = run_in_runtime(settings, work, config=jury_config)
     judge = report.accuracy.judge
     console.print(
         f"{report.n} items; verdict accuracy {judge.value if judge.value is not None else '-'}; "
+        f"juror calls per verdict {report.usage['juror_calls'].mean}; "
         f"report in {out}/report.md"
     )
 
@@ -118,6 +129,16 @@ def loop(
     split_seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
     split_ratio: Annotated[float, typer.Option(help="Share of records in train.")] = 0.5,
     concurrency: Annotated[int, typer.Option(help="Items deliberated at once.")] = 8,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            help="Also run test with every category sequential (cheapest jurors first, "
+            "stopping early) and compare calls, tokens and accuracy with the full panel."
+        ),
+    ] = False,
+    sequential_target: Annotated[
+        float | None, typer.Option(help="The sequential mode's posterior target.")
+    ] = None,
 ) -> None:
     """Record outcomes on train, propose, approve, score test, and write the loop report.
 
@@ -131,7 +152,7 @@ def loop(
     out.mkdir(parents=True, exist_ok=True)
     database = out / "loop.db"
     database.unlink(missing_ok=True)
-    for side in ("train", "test"):
+    for side in ("train", "test", "test-sequential"):
         (out / side / "results.jsonl").unlink(missing_ok=True)
     settings = settings_for(config).model_copy(
         update={"database_url": f"sqlite+aiosqlite:///{database.resolve()}"}
@@ -144,6 +165,8 @@ def loop(
         split_ratio=split_ratio,
         concurrency=concurrency,
         command=shlex.join(["jury", *sys.argv[1:]]),
+        sequential=sequential,
+        sequential_target=sequential_target,
     )
 
     async def work(runtime: Runtime) -> dict[str, object]:

@@ -235,7 +235,7 @@ class CategoryPolicy(Frozen):
         ge=0.5,
         le=1,
         description="Sequential mode: the posterior at which convening stops; the category's "
-        "approved guaranteed-risk threshold replaces it where one exists.",
+        "approved guaranteed-risk threshold replaces it where one exists and is higher.",
     )
 
 

@@ -236,21 +236,24 @@ class VerdictPreparation:
 def sequential_plan(jurors: Sequence[ModelSpec], docket: Docket) -> SequentialPlan | None:
     """Return how a sequential verdict convenes its jurors (None: its category sits them all).
 
-    The stop target is the category's approved guaranteed-risk threshold where one exists:
-    the confidence from which its verdicts are trusted without a human. That threshold was
-    chosen on whole-panel confidences, so reusing it for the posterior of a partial panel is
-    a consistent bar, not a carried-over guarantee. Otherwise the policy's target applies.
+    The stop target is the category's approved guaranteed-risk threshold where one exists and
+    it is the higher bar: the confidence from which its verdicts are trusted without a human.
+    It never lowers the policy's target: the threshold was chosen on whole-panel confidences
+    (a threshold of 0 covers every whole-panel verdict), and would stop a partial panel on a
+    tie. Reusing it for a partial panel's posterior is a consistent bar, not a carried-over
+    guarantee.
     """
     policy = docket.policy
     if not policy.sequential:
         return None
     threshold = docket.risk.threshold if docket.risk is not None else None
+    from_risk = threshold is not None and threshold > policy.sequential_target
     costs = {juror.name: call_cost(juror) for juror in jurors}
     return SequentialPlan(
         order=convening_order([juror.name for juror in jurors], costs, docket.weights),
         weights=docket.weights,
-        target=threshold if threshold is not None else policy.sequential_target,
-        target_source="risk" if threshold is not None else "policy",
+        target=threshold if from_risk and threshold is not None else policy.sequential_target,
+        target_source="risk" if from_risk else "policy",
     )
 
 

@@ -6,12 +6,16 @@ and why convening stopped, in the response, in the verdict row and in the stored
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import pytest
 
+from app.core.config import CategoryPolicy, JuryConfig
+from app.deliberation.assembly import Docket, RiskBound
 from app.deliberation.schemas import VerdictOut, VerdictRequest
+from app.verdicts.preparation import sequential_plan
 from tests.builders import Bench, FixedWeights, open_bench, scripted_config, step
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +26,7 @@ GUARD_S = 20
 COSTS = {"gpt": 45.0, "mini": 1.0, "free": 0.0, "spare": 3.0}
 
 
-def config(**categories: Any) -> Any:
+def config(**categories: Any) -> JuryConfig:
     return scripted_config(
         jurors={
             "gpt": [step("approve"), step("approve")],
@@ -103,3 +107,40 @@ async def test_a_category_without_the_mode_sits_the_whole_panel(database_url: st
     assert verdict.sequential is None
     assert (row.convened, row.convening_stop) == (None, None)
     assert len(verdict.rounds[0].positions) == 4
+
+
+def docket(policy: CategoryPolicy, threshold: float | None) -> Docket:
+    return Docket(
+        verdict_id="v1",
+        created_at=datetime(2026, 12, 1, tzinfo=UTC),
+        question="Ship?",
+        options=("approve", "reject"),
+        category="deploy",
+        panel="default",
+        judge=None,
+        judge_recused=False,
+        recused=(),
+        policy=policy,
+        weights={"gpt": 0.0},
+        weights_version=1,
+        metadata={},
+        risk=RiskBound(alpha=0.1, delta=0.1, threshold=threshold, n=100),
+    )
+
+
+def test_the_risk_threshold_raises_the_target_but_never_lowers_it() -> None:
+    jurors = config().jurors
+    policy = CategoryPolicy(sequential=True, sequential_target=0.9)
+
+    high = sequential_plan(jurors, docket(policy, 0.97))
+    low = sequential_plan(jurors, docket(policy, 0.0))
+    none = sequential_plan(jurors, docket(policy, None))
+    off = sequential_plan(jurors, docket(CategoryPolicy(), 0.97))
+
+    assert high is not None and (high.target, high.target_source) == (0.97, "risk")
+    # A threshold of 0 covers every whole-panel verdict; it would stop a partial one on a tie.
+    assert low is not None and (low.target, low.target_source) == (0.9, "policy")
+    assert none is not None and (none.target, none.target_source) == (0.9, "policy")
+    assert off is None
+    # gpt weighs 0 under the rule: last, though the others are ordered by cost.
+    assert high.order == ("free", "mini", "spare", "gpt")
