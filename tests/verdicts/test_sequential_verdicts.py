@@ -137,10 +137,13 @@ def test_the_risk_threshold_raises_the_target_but_never_lowers_it() -> None:
     none = sequential_plan(jurors, docket(policy, None))
     off = sequential_plan(jurors, docket(CategoryPolicy(), 0.97))
 
-    assert high is not None and (high.target, high.target_source) == (0.97, "risk")
-    # A threshold of 0 covers every whole-panel verdict; it would stop a partial one on a tie.
-    assert low is not None and (low.target, low.target_source) == (0.9, "policy")
-    assert none is not None and (none.target, none.target_source) == (0.9, "policy")
+    assert high is not None
+    assert low is not None
+    assert none is not None
     assert off is None
+    assert (high.target, high.target_source) == (0.97, "risk")
+    # A threshold of 0 covers every whole-panel verdict; it would stop a partial one on a tie.
+    assert (low.target, low.target_source) == (0.9, "policy")
+    assert (none.target, none.target_source) == (0.9, "policy")
     # gpt weighs 0 under the rule: last, though the others are ordered by cost.
     assert high.order == ("free", "mini", "spare", "gpt")
