@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 from app.core.config import ModelSpec
-from app.providers.litellm_provider import known_price_per_mtok
 
 
 def call_cost(spec: ModelSpec) -> float:
@@ -20,5 +19,8 @@ def call_cost(spec: ModelSpec) -> float:
         return spec.cost
     if not spec.is_hosted:
         return 0.0
+    # Imported lazily, as the hub does: litellm is heavy, and only a hosted model needs it.
+    from app.providers.litellm_provider import known_price_per_mtok
+
     price = known_price_per_mtok(spec.model)
     return price if price is not None else math.inf
