@@ -99,7 +99,9 @@ def answer_for(body: dict[str, Any]) -> tuple[CallKind, dict[str, Any]]:
         return kind, {
             "verdict": options[0],
             "confidence": 0.8,
-            "disagreement": "One juror weighed the risk differently; the majority's case holds.",
+            # Jury requires a disagreement to name every position held: this one names all.
+            "disagreement": f"The jurors split between {' and '.join(options)}: one weighed "
+            "the risk differently, and the majority's case holds.",
             "dissenter_notes": [],
         }
     position = juror_position(model, options)

@@ -58,7 +58,9 @@ async def test_the_judge_answers_a_valid_verdict() -> None:
             "/chat/completions", json=chat("fake-judge", JUDGE_SCHEMA_NAME, judge_schema(OPTIONS))
         )
 
-    answer = parse_judge_answer(response.json()["choices"][0]["message"]["content"], OPTIONS)
+    # The panel splits two to one, so the disagreement must name both sides to validate.
+    content = response.json()["choices"][0]["message"]["content"]
+    answer = parse_judge_answer(content, OPTIONS, ["approve", "approve", "reject"])
     assert answer.verdict == "approve"
 
 
