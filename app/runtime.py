@@ -147,7 +147,7 @@ async def _open_services(
         spend=SpendGuard(DatabaseSpendLedger(sessionmaker), config.budgets),
         progress=bus,
     )
-    reads = VerdictReads(sessionmaker)
+    reads = VerdictReads(sessionmaker, config)
     jobs = VerdictJobs(verdicts, sessionmaker, lease_s=settings.worker_lease_s)
     queue = VerdictQueue(
         MemoryQueue(jobs, concurrency=settings.worker_concurrency, retry_s=settings.worker_lease_s),
@@ -162,6 +162,7 @@ async def _open_services(
         queue=queue,
         limiter=RateLimiter(settings.rate_limit_per_minute, link),
         keys=IdempotencyKeys(link, ttl_s=settings.idempotency_ttl_s, sessionmaker=sessionmaker),
+        reads=reads,
     )
     async with AsyncExitStack() as stack:
         try:

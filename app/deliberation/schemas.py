@@ -420,11 +420,20 @@ class VerdictIncomplete(BaseModel):
     panel: str
     error: dict[str, Any] | None
     calls: list[CallOut]
+    fail_open: VerdictOut | None = Field(
+        default=None,
+        description="A no_quorum verdict in a category that fails open: the labelled answer "
+        "(fail_mode open, confidence 0, escalated) an agent acts on, as the synchronous "
+        "request answered it.",
+    )
 
     @classmethod
-    def from_row(cls, row: Any, calls: Any) -> VerdictIncomplete:
+    def from_row(
+        cls, row: Any, calls: Any, *, fail_open: VerdictOut | None = None
+    ) -> VerdictIncomplete:
         """Build from a verdict row and its stored calls."""
         return cls(
+            fail_open=fail_open,
             id=row.id,
             status=row.status,
             created_at=row.created_at,

@@ -4,8 +4,11 @@ Each category declares its ``fail_mode``. ``closed`` (the default) answers 503 `
 Jury always has. ``open`` answers the category's ``fail_open_option`` (the request's first option
 unless set), marked so that it can never pass for a deliberated approval: ``fail_mode: "open"``,
 confidence 0, ``escalate`` with reason ``fail_open``, and counted apart in
-``jury_fail_open_verdicts_total``. The record keeps the truth: the verdict's row stays
-``no_quorum`` with its partial positions.
+``jury_fail_open_verdicts_total`` once, when the verdict is recorded ``no_quorum``. The record
+keeps the truth: the verdict's row stays ``no_quorum`` with its partial positions, and reading it
+back (``GET /verdicts/{id}``, the MCP ``get_verdict``) shows that truth with the labelled answer
+beside it in ``fail_open``, so an agent that asked asynchronously gets the same answer as one
+that waited.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from app.deliberation.schemas import (
     JudgeOut,
     Usage,
     VerdictOut,
+    VerdictRequest,
 )
+from app.security.redaction import redacted_kinds
+from app.verdicts.record.tables import Verdict
+from app.verdicts.record.verdict import no_quorum_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +47,45 @@ class Undecided:
     redacted: Sequence[str] = ()
 
 
+def fail_open_option(config: JuryConfig, category: str, options: Sequence[str]) -> str | None:
+    """Return the option a category fails open to, or None when it fails closed."""
+    policy = config.policy(category)
+    if policy.fail_mode != "open" or not options:
+        return None
+    option = policy.fail_open_option or options[0]
+    # A fail-open answer must be one of the options asked; else there is none to give.
+    return option if option in options else None
+
+
+def count_fail_open(config: JuryConfig, category: str, panel: str, options: Sequence[str]) -> None:
+    """Count an undecided verdict that fails open (called once, when it is recorded)."""
+    if fail_open_option(config, category, options) is not None:
+        metrics.FAIL_OPEN.labels(_category_label(config, category), panel).inc()
+
+
+def undecided_of(row: Verdict) -> Undecided:
+    """Return what the fail-open answer of a recorded ``no_quorum`` verdict must repeat."""
+    request = VerdictRequest.model_validate(row.request)
+    return Undecided(
+        verdict_id=row.id,
+        created_at=row.created_at,
+        question=row.question,
+        options=row.options,
+        category=row.category,
+        panel=row.panel,
+        detail=no_quorum_error(row.error or {"valid": 0, "quorum": 0}).detail,
+        action=request.action,
+        redacted=redacted_kinds(request),
+    )
+
+
 def fail_open(config: JuryConfig, undecided: Undecided) -> VerdictOut | None:
     """Return the category's fail-open answer, or None when the category fails closed."""
-    policy = config.policy(undecided.category)
-    if policy.fail_mode != "open":
-        return None
-    option = policy.fail_open_option or undecided.options[0]
-    if option not in undecided.options:
-        # A fail-open answer must be one of the options asked; else there is none to give.
+    option = fail_open_option(config, undecided.category, undecided.options)
+    if option is None:
         return None
     panel = config.panels.get(undecided.panel) or config.panels[config.default_panel]
     judge = config.judge_for(panel)
-    metrics.FAIL_OPEN.labels(_category_label(config, undecided.category), undecided.panel).inc()
     return VerdictOut(
         id=undecided.verdict_id,
         status="completed",

@@ -8,21 +8,18 @@ decided now (200) or recorded and queued for a worker (202 with its ``Location``
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import anyio
 
 from app.core import metrics
 from app.core.config import JuryConfig
 from app.core.errors import NoQuorumError
-from app.deliberation.schemas import VerdictOut, VerdictRequest
+from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictRequest
 from app.security.principal import Principal
 from app.security.ratelimit import RateLimiter
-from app.security.redaction import redacted_kinds, screen
-from app.verdicts.failmode import Undecided, fail_open
 from app.verdicts.idempotency import Claim, IdempotencyKeys, Reply
 from app.verdicts.jobs.queue import VerdictQueue
 from app.verdicts.preparation import deadline_s
+from app.verdicts.reads import VerdictReads
 from app.verdicts.service import VerdictService
 
 ROUTE = "/verdict"
@@ -54,9 +51,11 @@ class Intake:
         queue: VerdictQueue,
         limiter: RateLimiter,
         keys: IdempotencyKeys,
+        reads: VerdictReads,
     ) -> None:
         self._config = config
         self._verdicts = verdicts
+        self._reads = reads
         self._queue = queue
         self._limiter = limiter
         self._keys = keys
@@ -112,27 +111,20 @@ class Intake:
         try:
             verdict = await self._verdicts.decide(request, api_key_id=caller.key_id)
         except NoQuorumError as exc:
-            opened = self._fail_open(request, exc)
+            opened = await self._fail_open(exc)
             if opened is None:
                 raise
             verdict = opened
         return Reply(200, verdict.model_dump(mode="json", by_alias=True))
 
-    def _fail_open(self, request: VerdictRequest, error: NoQuorumError) -> VerdictOut | None:
-        """Return the category's labelled fail-open answer, or None if it fails closed."""
-        screened = screen(request, self._config.policy(request.category))
-        undecided = Undecided(
-            verdict_id=str(error.extra.get("id", "")),
-            created_at=datetime.now(UTC),
-            question=screened.question,
-            options=screened.options or self._config.protocol.default_options,
-            category=screened.category,
-            panel=screened.panel or self._config.default_panel,
-            detail=error.detail,
-            action=screened.action,
-            redacted=redacted_kinds(screened),
-        )
-        return fail_open(self._config, undecided)
+    async def _fail_open(self, error: NoQuorumError) -> VerdictOut | None:
+        """Return the category's labelled fail-open answer, or None if it fails closed.
+
+        Read back from the record, so that the answer is the one a later read (or an
+        asynchronous caller) gets, field for field.
+        """
+        record = await self._reads.get(str(error.extra.get("id", "")))
+        return record.fail_open if isinstance(record, VerdictIncomplete) else None
 
     def _claim_ttl(self, request: VerdictRequest) -> float:
         return deadline_s(request, self._config) + CLAIM_MARGIN_S

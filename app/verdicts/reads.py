@@ -5,18 +5,21 @@ The API, the CLI and the progress stream read verdicts back through ``VerdictRea
 
 from __future__ import annotations
 
+from app.core.config import JuryConfig
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import NotFoundError
 from app.core.pages import Window
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictPage, VerdictSummary
+from app.verdicts.failmode import fail_open, undecided_of
 from app.verdicts.record.repository import VerdictFilter, VerdictRepository
 
 
 class VerdictReads:
     """Read recorded verdicts back, each read in a session of its own."""
 
-    def __init__(self, sessionmaker: SessionMaker) -> None:
+    def __init__(self, sessionmaker: SessionMaker, config: JuryConfig) -> None:
         self._sessionmaker = sessionmaker
+        self._config = config
 
     async def get(
         self, verdict_id: str, *, owner: int | None = None
@@ -34,7 +37,8 @@ class VerdictReads:
             if row.status == "completed" and row.response is not None:
                 return VerdictOut.model_validate(row.response)
             calls = await repository.calls(verdict_id)
-        return VerdictIncomplete.from_row(row, calls)
+        opened = fail_open(self._config, undecided_of(row)) if row.status == "no_quorum" else None
+        return VerdictIncomplete.from_row(row, calls, fail_open=opened)
 
     async def ensure_visible(self, verdict_id: str, *, owner: int | None) -> None:
         """Raise ``NotFoundError`` unless the verdict exists and ``owner`` (if any) asked it."""

@@ -28,6 +28,7 @@ from app.deliberation.schemas import VerdictAccepted, VerdictOut, VerdictRequest
 from app.providers.hub import ProviderHub
 from app.security.spend import Reservation, SpendGuard
 from app.verdicts import counting
+from app.verdicts.failmode import count_fail_open
 from app.verdicts.inflight import InFlight, shielded_until
 from app.verdicts.preparation import (
     CalibrationSource,
@@ -296,6 +297,7 @@ class VerdictService:
         counting.count_no_quorum(
             docket.panel, counting.category_label(self.config, docket.category)
         )
+        count_fail_open(self.config, docket.category, docket.panel, docket.options)
         await record.calls.sink.publish(
             events.no_quorum(docket.verdict_id, valid=exc.valid, quorum=exc.quorum)
         )

@@ -13,6 +13,7 @@ from app.deliberation.schemas import MAX_ACTION_CHARS, MAX_ACTION_DEPTH, Verdict
 from tests.builders import (
     RecordingHub,
     app_client,
+    eventually,
     make_settings,
     open_bench,
     scripted_config,
@@ -141,5 +142,54 @@ async def test_fail_open_is_labelled_escalated_and_counted_apart(sqlite_database
     assert body["escalate_reasons"] == ["fail_open"]
     assert body["judge"]["fallback"] is True
     assert after - before == 1
-    # The record keeps the truth: no quorum, with the partial positions.
+    # The record keeps the truth: no quorum, with the partial positions, and the answer beside it.
     assert recorded.json()["status"] == "no_quorum"
+    assert recorded.json()["fail_open"] == body
+
+
+async def test_an_async_verdict_fails_open_with_the_same_labelled_answer(
+    sqlite_database: str,
+) -> None:
+    cfg = undecidable(notify={"fail_mode": "open", "fail_open_option": "approve"})
+    request = {"question": "Send it?", "category": "notify", "action": ACTION}
+    async with app_client(make_settings(sqlite_database), cfg) as client:
+        before = _fail_open_count((await client.get("/metrics")).text, "notify")
+        accepted = await client.post("/verdict", json=request, headers={"Prefer": "respond-async"})
+        location = accepted.headers["location"]
+
+        async def read() -> Any:
+            return (await client.get(location)).json()
+
+        recorded = await eventually(
+            read, lambda seen: seen["status"] not in ("queued", "running"), what="decided"
+        )
+        again = await read()
+        after = _fail_open_count((await client.get("/metrics")).text, "notify")
+
+    assert accepted.status_code == 202
+    assert recorded["status"] == "no_quorum"  # the truth, with its partial positions
+    assert recorded["calls"]
+    answer = recorded["fail_open"]
+    assert (answer["verdict"], answer["fail_mode"], answer["confidence"]) == (
+        "approve",
+        "open",
+        0.0,
+    )
+    assert (answer["escalate"], answer["escalate_reasons"]) == (True, ["fail_open"])
+    assert answer["action"] == ACTION
+    assert answer["id"] == recorded["id"]
+    # Counted once, when it was recorded: reading it again counts nothing.
+    assert again["fail_open"] == answer
+    assert after - before == 1
+
+
+async def test_a_category_that_fails_closed_has_no_fail_open_answer(sqlite_database: str) -> None:
+    async with app_client(make_settings(sqlite_database), undecidable()) as client:
+        refused = await client.post("/verdict", json={"question": "Proceed?"})
+        recorded = (await client.get(f"/verdicts/{refused.json()['id']}")).json()
+
+    assert (refused.status_code, recorded["status"], recorded["fail_open"]) == (
+        503,
+        "no_quorum",
+        None,
+    )

@@ -34,7 +34,6 @@ from app.security.principal import Principal
 from app.trust.outcomes import OutcomeService
 from app.trust.schemas import OutcomeCreate, OutcomeOut, WeightsOut
 from app.trust.service import TrustService
-from app.verdicts.failmode import Undecided, fail_open
 from app.verdicts.progress import IN_FLIGHT, Entry
 from app.verdicts.record.verdict import no_quorum_error
 
@@ -149,32 +148,19 @@ class JuryTools:
                     if event.type in TERMINAL_EVENTS:
                         break
         record = await runtime.verdict_reads.get(verdict_id, owner=caller.owner_scope)
-        return self._reply(runtime, record)
-
-    def _reply(self, runtime: Runtime, record: VerdictOut | VerdictIncomplete) -> VerdictReply:
-        """Answer the verdict, pending, or the error that ended it (with the REST codes)."""
-        if isinstance(record, VerdictOut):
-            return VerdictReply(id=record.id, status="completed", verdict=record)
-        if record.status in IN_FLIGHT:
-            return VerdictReply.pending(record.id)
-        error = record.error or {}
-        if record.status == "no_quorum":
-            failure = no_quorum_error(error)
-            opened = fail_open(runtime.config, _undecided(record, failure.detail))
-            if opened is not None:
-                return VerdictReply(id=record.id, status="completed", verdict=opened)
-            raise failure
-        body = {"error": record.status, **error, "id": record.id}
-        raise RecordedError(500, body)
+        return _reply(record)
 
 
-def _undecided(record: VerdictIncomplete, detail: str) -> Undecided:
-    return Undecided(
-        verdict_id=record.id,
-        created_at=record.created_at,
-        question=record.question,
-        options=record.options,
-        category=record.category,
-        panel=record.panel,
-        detail=detail,
-    )
+def _reply(record: VerdictOut | VerdictIncomplete) -> VerdictReply:
+    """Answer the verdict, pending, or the error that ended it (with the REST codes)."""
+    if isinstance(record, VerdictOut):
+        return VerdictReply(id=record.id, status="completed", verdict=record)
+    if record.status in IN_FLIGHT:
+        return VerdictReply.pending(record.id)
+    error = record.error or {}
+    if record.status == "no_quorum":
+        if record.fail_open is not None:
+            return VerdictReply(id=record.id, status="completed", verdict=record.fail_open)
+        raise no_quorum_error(error)
+    body = {"error": record.status, **error, "id": record.id}
+    raise RecordedError(500, body)
