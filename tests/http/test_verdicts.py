@@ -17,6 +17,7 @@ from app.http.app import create_app
 from app.security.ratelimit import RateLimiter
 from app.verdicts.idempotency import IdempotencyKeys
 from app.verdicts.intake import Intake
+from app.verdicts.reads import VerdictReads
 from app.verdicts.service import VerdictService
 from tests.builders import (
     SCRIPTED_CONFIG,
@@ -435,6 +436,7 @@ async def test_unreachable_database_is_not_ready_and_refuses_verdicts(sqlite_dat
                 queue=runtime.queue,
                 limiter=RateLimiter(0, None),
                 keys=IdempotencyKeys(None, ttl_s=60),
+                reads=VerdictReads(create_sessionmaker(unreachable), runtime.config),
             )
             app.state.runtime = replace(runtime, engine=unreachable, intake=intake)
             ready = await client.get("/readyz")
