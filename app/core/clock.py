@@ -3,7 +3,7 @@
 Every "now" in Jury comes from here. A component that caches or expires something takes a
 clock (``clock=``) so that a test hands it one it controls, instead of sleeping. A verdict's
 overall time budget is a ``Deadline``, a value, not a float passed around; ``MAX_DEADLINE_S``
-is the longest one a request may ask for.
+is the longest one a request may ask for, ``MIN_DEADLINE_S`` the shortest.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ Monotonic = Callable[[], float]
 
 # The longest overall time budget a verdict may ask for (``deadline_s``), in seconds.
 MAX_DEADLINE_S = 3_600
+# The shortest one it may ask for: below a second not even one round of hosted model calls
+# can answer, and the request would only be recorded as a no_quorum.
+MIN_DEADLINE_S = 1.0
 
 
 def utcnow() -> datetime:

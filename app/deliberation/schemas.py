@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.clock import MAX_DEADLINE_S
+from app.core.bounds import MAX_JSON_DEPTH, RequestModel
+from app.core.clock import MAX_DEADLINE_S, MIN_DEADLINE_S
 from app.core.options import validate_options
 from app.core.pages import Page
 from app.providers.errors import FailureKind
@@ -49,10 +50,8 @@ def _depth(value: Any) -> int:
     return 0
 
 
-class Action(BaseModel):
+class Action(RequestModel):
     """The tool call an agent is about to make: judged as untrusted material, never obeyed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     tool: str = Field(min_length=1, max_length=200, description="The tool the agent will call.")
     arguments: dict[str, Any] = Field(
@@ -84,10 +83,8 @@ class Action(BaseModel):
         )
 
 
-class VerdictRequest(BaseModel):
+class VerdictRequest(RequestModel):
     """What an agent asks Jury to judge."""
-
-    model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, description="The judgement to make.")
     context: str | None = Field(default=None, description="Material the jurors must read.")
@@ -100,10 +97,18 @@ class VerdictRequest(BaseModel):
     category: str = Field(default="default", min_length=1, max_length=64)
     panel: str | None = Field(default=None, description="A named panel; the default otherwise.")
     max_rounds: int | None = Field(default=None, ge=1, le=10)
-    deadline_s: float | None = Field(default=None, gt=0, le=MAX_DEADLINE_S)
+    deadline_s: float | None = Field(
+        default=None,
+        ge=MIN_DEADLINE_S,
+        le=MAX_DEADLINE_S,
+        description=f"Overall time budget in seconds, {MIN_DEADLINE_S:g} to {MAX_DEADLINE_S}.",
+    )
     exclude_models: list[str] = Field(default_factory=list, max_length=50)
     authored_by: list[str] = Field(default_factory=list, max_length=50)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Free caller data, stored with the verdict (at most {MAX_JSON_DEPTH} levels).",
+    )
     mode: Literal["sync", "async"] = Field(
         default="sync",
         description="'async': answer 202 with the verdict's id at once and deliberate in a "
@@ -326,7 +331,10 @@ class VerdictOut(BaseModel):
     usage: Usage
     latency_ms: float
     weights_version: int | None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Free caller data, stored with the verdict (at most {MAX_JSON_DEPTH} levels).",
+    )
     action: Action | None = None
     redacted: list[str] = Field(
         default_factory=list,

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.core.bounds import MAX_DB_INT, RowId
 from app.core.errors import ConflictError, NotFoundError
 from app.core.pages import Window
 from app.deliberation.schemas import VerdictOut
@@ -45,7 +46,6 @@ from app.trust.schemas import Decision, ProposalOut, RollbackRequest
 from app.trust.timeline import accuracy_over_time
 
 AUDIT_LIMIT = 50
-MAX_ID = 2**31 - 1  # ids and offsets beyond a 32-bit integer are a clear 422, never a 500
 DECIDED_LIMIT = 20
 PAST = {"approve": "approved", "reject": "rejected"}
 
@@ -85,8 +85,8 @@ async def stylesheet() -> FileResponse:
 async def index(
     request: Request,
     trust: TrustDep,
-    decided: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    restored: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    decided: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
+    restored: Annotated[int | None, Query(ge=0, le=MAX_DB_INT)] = None,
 ) -> Response:
     """Show what awaits review, what was decided, the weights history and the audit log."""
     pending = await trust.proposals(Window(limit=50), status=ProposalStatus.PROPOSED.value)
@@ -149,11 +149,11 @@ async def _proposal_page(
 
 @router.get("/proposals/{proposal_id}", name="review_proposal", response_class=HTMLResponse)
 async def proposal_page(
-    proposal_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    proposal_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)],
     request: Request,
     session: SessionDep,
     trust: TrustDep,
-    flips: Annotated[int, Query(ge=0, le=MAX_ID, description="First flip shown.")] = 0,
+    flips: Annotated[int, Query(ge=0, le=MAX_DB_INT, description="First flip shown.")] = 0,
 ) -> Response:
     """Show one proposal: the decision first (changes, replay, form), then its flips."""
     try:
@@ -204,7 +204,7 @@ async def _decide(
 
 @router.post("/proposals/{proposal_id}/approve", name="review_approve")
 async def approve(
-    proposal_id: int,
+    proposal_id: RowId,
     request: Request,
     session: SessionDep,
     trust: TrustDep,
@@ -216,7 +216,7 @@ async def approve(
 
 @router.post("/proposals/{proposal_id}/reject", name="review_reject")
 async def reject(
-    proposal_id: int,
+    proposal_id: RowId,
     request: Request,
     session: SessionDep,
     trust: TrustDep,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.core.bounds import RequestModel
 from app.security.models import Role
 
 # Names that already mean someone else in the audit log.
@@ -20,10 +21,8 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestModel):
     """A new key: who holds it (recorded as the actor of what it does) and its role."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     role: Role

@@ -14,6 +14,7 @@ import logging
 from cachetools import TTLCache
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.bounds import MAX_DB_INT
 from app.core.clock import Monotonic, monotonic, utcnow
 from app.core.db import SessionMaker, session_scope
 from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnavailableError
@@ -69,8 +70,10 @@ class KeyService:
 
     async def _find(self, name_or_id: str) -> ApiKey:
         row = await self._repo.by_name(name_or_id)
-        if row is None and name_or_id.isdigit():
-            row = await self._repo.session.get(ApiKey, int(name_or_id))
+        # An ASCII number within the id column's range: anything else is only a name.
+        if row is None and name_or_id.isascii() and name_or_id.isdigit():
+            key_id = int(name_or_id)
+            row = await self._repo.session.get(ApiKey, key_id) if key_id <= MAX_DB_INT else None
         if row is None:
             raise NotFoundError(f"no key named or numbered '{name_or_id}'", key=name_or_id)
         return row

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from app.core.bounds import Count, RequestModel, RowId
 from app.core.pages import Page
 from app.trust.calibration import CalibrationMap
 from app.trust.models import OutcomeSource, ProposalKind, ProposalStatus
@@ -21,10 +22,8 @@ Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 WeightsTable = dict[str, dict[str, float]]
 
 
-class Request(BaseModel):
+class Request(RequestModel):
     """Base of request bodies: unknown fields are a mistake, not something to ignore."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 # --- outcomes ------------------------------------------------------------------------------
@@ -36,7 +35,7 @@ class OutcomeCreate(Request):
     correct_option: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     source: OutcomeSource
     note: str | None = Field(default=None, max_length=4000)
-    corrects: bool | int | None = Field(
+    corrects: bool | RowId | None = Field(
         default=None,
         description="true (or the id of the outcome corrected) to replace the recorded outcome.",
     )
@@ -180,7 +179,7 @@ class Decision(Request):
 class RollbackRequest(Request):
     """Restore an earlier weights version (0: the neutral weights)."""
 
-    version: int = Field(ge=0)
+    version: Count
     reviewer: Actor
     comment: Comment
 

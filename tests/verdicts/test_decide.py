@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
+from app.core.clock import MIN_DEADLINE_S
 from app.core.config import JuryConfig, ModelSpec
 from app.core.errors import NoQuorumError
 from app.deliberation.schemas import (
@@ -437,7 +438,7 @@ async def test_overall_deadline_cuts_a_hung_juror_short(sqlite_database: str) ->
         max_rounds=3,
     )
     async with open_bench(sqlite_database, config) as bench:
-        verdict = await decide(bench, deadline_s=0.5)
+        verdict = await decide(bench, deadline_s=MIN_DEADLINE_S)
         calls = await bench.calls(verdict.id)
 
     hung = position(verdict, 1, "alpha")
