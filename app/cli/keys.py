@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from app.cli.context import console, errors
-from app.core.db import create_engine, create_sessionmaker, session_scope
+from app.core.db import about, create_engine, create_sessionmaker, session_scope
 from app.core.errors import JuryError, UnavailableError
 from app.core.settings import Settings
 from app.migrations.migrate import upgrade
@@ -34,8 +34,9 @@ def run_with_keys(settings: Settings, work: Callable[[KeyService], Awaitable[T]]
             await upgrade(url)
         engine = create_engine(url, timeout_s=settings.database_timeout_s)
         try:
-            async with session_scope(create_sessionmaker(engine)) as session:
-                return await work(KeyService(session))
+            with about("jury keys"):
+                async with session_scope(create_sessionmaker(engine)) as session:
+                    return await work(KeyService(session))
         finally:
             await engine.dispose()
 

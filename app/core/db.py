@@ -2,14 +2,29 @@
 
 Services never commit: the request's unit of work does (``session_scope``), or, for the
 verdict record, the recorder's own short transactions.
+
+What a failed statement means is decided once, in ``database_error``:
+
+- the database cannot be reached or does not answer in time (connection lost, refused,
+  timed out, SQLite locked, server shutting down): ``UnavailableError``, 503, retry later;
+- a unique or foreign-key constraint refused the row (two requests raced for one name):
+  ``ConflictError``, 409;
+- a value the database cannot store got past the schemas: ``InvalidRequestError``, 422;
+- anything else (a bug of Jury's): ``DatabaseError``, 500.
+
+Every refusal that is not unavailability is logged with what the work was for (``about``: a
+verdict's id), the driver's error class and SQL state, never the statement's parameters (they
+may hold a caller's data).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +32,7 @@ from urllib.parse import quote
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -26,9 +41,32 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.core.errors import UnavailableError
+from app.core.errors import (
+    ConflictError,
+    DatabaseError,
+    InvalidRequestError,
+    JuryError,
+    UnavailableError,
+)
+
+logger = logging.getLogger(__name__)
 
 SessionMaker = async_sessionmaker[AsyncSession]
+
+# What the database work of the current task is for, named in the log of a refused statement.
+_subject: ContextVar[str | None] = ContextVar("jury_database_subject", default=None)
+
+# PostgreSQL SQL state classes (and codes) that mean the server is not there to do the work:
+# connection exceptions, insufficient resources, operator intervention (a statement timeout,
+# a shutdown), system errors; a missing table means a database Jury has not migrated yet.
+_UNAVAILABLE_STATES = ("08", "53", "57", "58", "42P01")
+# Integrity constraint violations, and transactions rolled back for a concurrent one.
+_CONFLICT_STATES = ("23", "40")
+_DATA_STATES = ("22",)  # data exceptions: a value out of range, a NUL in text, bad encoding
+
+# What session_scope and connection_scope turn into typed errors: the driver's own errors,
+# the network's, a timeout, and sqlite3's OverflowError for an integer past 64 bits.
+DATABASE_FAULTS = (DBAPIError, OSError, TimeoutError, OverflowError)
 
 # The longest one statement, one connection attempt or one wait for a pooled connection may
 # take, whatever the database does (a frozen server included): past it the statement fails and
@@ -157,15 +195,16 @@ async def connection_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncCon
     try:
         async with engine.begin() as connection:
             yield connection
-    except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
-        raise UnavailableError(f"database unavailable: {type(exc).__name__}") from exc
+    except DATABASE_FAULTS as exc:
+        raise database_error(exc) from exc
 
 
 @asynccontextmanager
 async def session_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession]:
     """Yield a session that commits on success and rolls back on error.
 
-    A database that cannot be reached becomes ``UnavailableError`` (HTTP 503).
+    A database that cannot be reached becomes ``UnavailableError`` (HTTP 503); other
+    refusals become the typed errors of ``database_error``.
     """
     try:
         async with sessionmaker() as session:
@@ -175,5 +214,70 @@ async def session_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSessio
             except BaseException:
                 await session.rollback()
                 raise
-    except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
-        raise UnavailableError(f"database unavailable: {type(exc).__name__}") from exc
+    except DATABASE_FAULTS as exc:
+        raise database_error(exc) from exc
+
+
+@contextmanager
+def about(subject: str) -> Iterator[None]:
+    """Name what the database work in this block is for (``verdict <id>``), for the error log."""
+    token = _subject.set(subject)
+    try:
+        yield
+    finally:
+        _subject.reset(token)
+
+
+def database_error(exc: BaseException) -> JuryError:
+    """Return the typed error a failed database operation answers; log it unless unavailable."""
+    state = _sql_state(exc)
+    if _unavailable(exc, state):
+        return UnavailableError(f"database unavailable: {type(exc).__name__}")
+    reference = _driver_error_name(exc) + (f" (SQL state {state})" if state else "")
+    subject = _subject.get() or "unnamed work"
+    # The parameters are left out on purpose: str(exc) would print a caller's data.
+    if isinstance(exc, IntegrityError) or _in(state, _CONFLICT_STATES):
+        # A race two requests can run into (one name created twice): expected, not a fault.
+        logger.warning("database refused the work for %s: %s", subject, reference)
+        return ConflictError(
+            "the change conflicts with one made at the same time (a name or row that now "
+            "exists); read the current state and retry",
+            reason=reference,
+        )
+    logger.error("database refused the work for %s: %s", subject, reference)
+    if isinstance(exc, OverflowError) or _in(state, _DATA_STATES) or _refused_value(exc):
+        return InvalidRequestError("the database cannot store a value of the request")
+    return DatabaseError("the database refused the work; it is logged", reason=reference)
+
+
+def _unavailable(exc: BaseException, state: str | None) -> bool:
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    # SQLite's OperationalError is a lock, a missing file or table, a full disk: all
+    # unavailability. The dialect marks a connection it saw drop as invalidated.
+    return (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError)
+        or (_in(state, _UNAVAILABLE_STATES))
+    )
+
+
+def _sql_state(exc: BaseException) -> str | None:
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _in(state: str | None, prefixes: tuple[str, ...]) -> bool:
+    return state is not None and state.startswith(prefixes)
+
+
+def _refused_value(exc: BaseException) -> bool:
+    """Say whether the driver refused a Python value before sending it (asyncpg's DataError)."""
+    return isinstance(getattr(getattr(exc, "orig", None), "__cause__", None), ValueError)
+
+
+def _driver_error_name(exc: BaseException) -> str:
+    driver = getattr(getattr(exc, "orig", None), "__cause__", None) or getattr(exc, "orig", None)
+    return type(driver or exc).__name__

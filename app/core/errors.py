@@ -6,6 +6,7 @@
     ├── ConflictError         409 — the request conflicts with recorded state
     │   ├── RequestInProgressError  409 — the same Idempotency-Key is still being answered
     │   └── ClaimLostError    409 — another worker took over a queued verdict (worker-side)
+    ├── BadRequestError       400 — the request cannot be read at all (a body that is not JSON)
     ├── UnauthorizedError     401 — no API key, or one Jury does not know (WWW-Authenticate)
     ├── ForbiddenError        403 — the key's role may not do this
     ├── PayloadTooLargeError  413 — a field or the body is over its size limit
@@ -15,7 +16,9 @@
     ├── SpendCapError         429 — a key's daily spend cap is reached (Retry-After)
     ├── RateLimitedError      429 — a key's requests per minute are spent (Retry-After)
     ├── NoQuorumError         503 — too few valid jurors; carries the partial positions
-    └── UnavailableError      503 — a dependency (the database) is down
+    ├── UnavailableError      503 — a dependency (the database) is down or does not answer
+    └── DatabaseError         500 — the database refused a statement for another reason
+                                    (logged with its reference; ``app.core.db.database_error``)
 
 Provider (model) failures are a separate, typed hierarchy in ``app.providers.errors``: they are
 part of a verdict's record, not HTTP errors.
@@ -70,6 +73,13 @@ class ClaimLostError(ConflictError):
     """Another worker took over this asynchronous verdict: this worker's result is void."""
 
     code = "claim_lost"
+
+
+class BadRequestError(JuryError):
+    """The request cannot be read: its body is not the JSON it declares, or not text at all."""
+
+    status_code = 400
+    code = "bad_request"
 
 
 class UnauthorizedError(JuryError):
@@ -166,3 +176,10 @@ class UnavailableError(JuryError):
 
     status_code = 503
     code = "unavailable"
+
+
+class DatabaseError(JuryError):
+    """The database answered but refused the work: a fault of Jury's, logged, never retried."""
+
+    status_code = 500
+    code = "database_error"

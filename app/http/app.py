@@ -12,7 +12,7 @@ from app.core.heap import freeze_startup_heap
 from app.core.settings import Settings, get_settings
 from app.http import keys, ops, review, review_auth, trust, verdicts
 from app.http.mcp.server import BearerCallers, RuntimeRef, build_server, http_routes
-from app.http.middleware import BodySizeLimit, RequestTiming, install_error_handlers
+from app.http.middleware import BodySizeLimit, RefuseNul, RequestTiming, install_error_handlers
 from app.http.sessions import Sessions
 from app.runtime import open_runtime
 
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, config: JuryConfig | None = 
     app.include_router(keys.router)
     app.include_router(ops.router)
     app.router.routes.extend(mcp_routes)
+    app.add_middleware(RefuseNul)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTiming)
     return app

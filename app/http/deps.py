@@ -1,4 +1,4 @@
-"""The HTTP dependencies every router shares: the runtime, the request's session, pages, errors.
+"""The HTTP dependencies every router shares: the runtime, the request's session, pages.
 
 Handlers declare what they need as ``Annotated`` aliases (``runtime: RuntimeDep``); the
 runtime is built once in the lifespan (``app.http.app``) and read here, and only here.
@@ -7,13 +7,13 @@ runtime is built once in the lifespan (``app.http.app``) and read here, and only
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.bounds import Count
 from app.core.db import session_scope
-from app.core.errors import JuryError
 from app.core.pages import Window
 from app.runtime import Runtime
 
@@ -46,27 +46,19 @@ async def get_session(request: Request, runtime: RuntimeDep) -> AsyncIterator[As
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def window(
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
-) -> Window:
+# Where a page starts: bounded like every integer a request holds (app.core.bounds).
+Offset = Annotated[Count, Query(description="How many items to skip.")]
+
+
+def window(limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0) -> Window:
     """Return the page a listing asks for (``limit``, ``offset``)."""
     return Window(limit=limit, offset=offset)
 
 
-def audit_window(
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
-) -> Window:
+def audit_window(limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0) -> Window:
     """Return the page of the audit log asked for: longer pages than other listings."""
     return Window(limit=limit, offset=offset)
 
 
 WindowDep = Annotated[Window, Depends(window)]
 AuditWindowDep = Annotated[Window, Depends(audit_window)]
-
-
-def error_responses(*errors: type[JuryError]) -> dict[int | str, dict[str, Any]]:
-    """Return the OpenAPI ``responses`` of a route that may answer with ``errors``.
-
-    Every error answers the body of ``JuryError.body`` (``error``, ``detail``, extra fields).
-    """
-    return {error.status_code: {"description": error.__doc__} for error in errors}

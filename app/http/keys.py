@@ -8,11 +8,17 @@ from fastapi import APIRouter
 
 from app.core.errors import ConflictError, NotFoundError
 from app.http.auth import Admin
-from app.http.deps import RuntimeDep, SessionDep, error_responses
+from app.http.deps import RuntimeDep, SessionDep
+from app.http.errors import AUTHENTICATED, WITH_BODY, error_responses
 from app.security.schemas import KeyCreate, KeyCreated, KeyOut
 from app.security.service import KeyService
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Admin])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Admin],
+    responses=error_responses(*AUTHENTICATED),
+)
 
 
 @router.get("/keys", response_model=list[KeyOut])
@@ -22,7 +28,10 @@ async def list_keys(session: SessionDep) -> list[KeyOut]:
 
 
 @router.post(
-    "/keys", status_code=201, response_model=KeyCreated, responses=error_responses(ConflictError)
+    "/keys",
+    status_code=201,
+    response_model=KeyCreated,
+    responses=error_responses(*AUTHENTICATED, *WITH_BODY),
 )
 async def create_key(body: KeyCreate, session: SessionDep) -> KeyCreated:
     """Create a key; the response is the only time the key itself is shown."""
@@ -32,7 +41,7 @@ async def create_key(body: KeyCreate, session: SessionDep) -> KeyCreated:
 @router.post(
     "/keys/{key}/revoke",
     response_model=KeyOut,
-    responses=error_responses(NotFoundError, ConflictError),
+    responses=error_responses(*AUTHENTICATED, NotFoundError, ConflictError),
 )
 async def revoke_key(key: str, session: SessionDep) -> KeyOut:
     """Revoke a key by name or id; requests with it are refused from now on."""

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core import metrics
+from app.core.bounds import NUL_PROBLEM
+from app.core.db import about
 from app.core.errors import JuryError, PayloadTooLargeError
+from app.http.errors import VALIDATION_ERROR
+
+logger = logging.getLogger(__name__)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map Jury's errors and validation errors onto stable JSON bodies."""
+    """Map Jury's errors, validation errors and Starlette's own onto ``ErrorBody`` JSON."""
 
     @app.exception_handler(JuryError)
     async def _jury_error(_request: Request, exc: JuryError) -> JSONResponse:
@@ -28,18 +37,82 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content=validation_body(exc.errors()))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's 400 for a body it cannot parse, Starlette's 404 and 405 for unknown routes.
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": code, "detail": str(exc.detail)},
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        error = JuryError("internal error; it is logged")
+        return JSONResponse(status_code=500, content=error.body())
+
 
 def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
     """Return the 422 body for validation errors: each field and message, never the input."""
     fields = [_field_error(error) for error in errors]
     detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return {"error": "validation_error", "detail": detail, "fields": fields}
+    return {"error": VALIDATION_ERROR, "detail": detail, "fields": fields}
+
+
+# Where FastAPI says a parameter came from: the field's name is what a caller needs.
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
 def _field_error(error: Any) -> dict[str, str]:
-    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
+    if error.get("type") == "json_invalid":
+        # FastAPI puts the character offset where the field would be: name the body instead.
+        offset = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
+        reason = (error.get("ctx") or {}).get("error", "")
+        at = f" at character {offset}" if offset is not None else ""
+        return {"field": "body", "message": f"is not valid JSON{at}: {reason}".rstrip(": ")}
+    location = [str(part) for part in error.get("loc", ()) if part not in _LOCATIONS]
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return {"field": ".".join(location) or "body", "message": message}
+
+
+class RefuseNul:
+    """Answer 422 to a path, query parameter or header holding a NUL character.
+
+    Bodies are checked by their schemas (``app.core.bounds.RequestModel``); these parts are
+    plain strings that would reach a filter or a key, and PostgreSQL cannot compare text
+    holding NUL (the request would fail in the database instead).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on unless one of its parts holds a NUL."""
+        field = _nul_field(scope) if scope["type"] == "http" else None
+        if field is None:
+            await self.app(scope, receive, send)
+            return
+        body = {
+            "error": VALIDATION_ERROR,
+            "detail": f"{field}: {NUL_PROBLEM}",
+            "fields": [{"field": field, "message": NUL_PROBLEM}],
+        }
+        await JSONResponse(status_code=422, content=body)(scope, receive, send)
+
+
+def _nul_field(scope: Scope) -> str | None:
+    if "\x00" in scope["path"]:
+        return "path"
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "\\u0000") or "query"
+    for name, value in scope.get("headers", []):
+        if b"\x00" in value:
+            return bytes(name).decode("latin-1")
+    return None
 
 
 class BodySizeLimit:
@@ -116,7 +189,10 @@ class RequestTiming:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            # A refused statement is logged as the work of this request (the path names a
+            # verdict's id where there is one; the query string is left out).
+            with about(f"{scope['method']} {scope['path']}"):
+                await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")

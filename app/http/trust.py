@@ -6,16 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from app.core.bounds import RowId
 from app.core.errors import (
     ConflictError,
-    ForbiddenError,
     InvalidRequestError,
     JuryError,
     NotFoundError,
-    UnauthorizedError,
 )
 from app.http.auth import ReaderDep, Reviewer
-from app.http.deps import AuditWindowDep, RuntimeDep, SessionDep, WindowDep, error_responses
+from app.http.deps import AuditWindowDep, RuntimeDep, SessionDep, WindowDep
+from app.http.errors import AUTHENTICATED, WITH_BODY, error_responses
 from app.http.verdicts import VerdictReadsDep
 from app.security.principal import Principal
 from app.trust.models import ProposalKind, ProposalStatus
@@ -36,7 +36,7 @@ from app.trust.schemas import (
 )
 from app.trust.service import TrustService
 
-router = APIRouter(tags=["trust"])
+router = APIRouter(tags=["trust"], responses=error_responses(*AUTHENTICATED))
 
 
 def get_trust_service(runtime: RuntimeDep, session: SessionDep) -> TrustService:
@@ -66,14 +66,14 @@ def actor_for(principal: Principal | None, claimed: str) -> str:
 
 def _errors(*errors: type[JuryError]) -> dict[int | str, dict[str, Any]]:
     """Return the OpenAPI errors of a trust route: the authentication ones, then ``errors``."""
-    return error_responses(UnauthorizedError, ForbiddenError, *errors)
+    return error_responses(*AUTHENTICATED, *errors)
 
 
 @router.post(
     "/verdicts/{verdict_id}/outcome",
     status_code=201,
     response_model=OutcomeOut,
-    responses=_errors(NotFoundError, ConflictError, InvalidRequestError),
+    responses=_errors(*WITH_BODY, NotFoundError, ConflictError, InvalidRequestError),
     tags=["outcomes"],
 )
 async def post_outcome(
@@ -129,7 +129,7 @@ async def get_versions(trust: TrustDep) -> list[VersionOut]:
     "/trust/weights/rollback",
     dependencies=[Reviewer],
     response_model=WeightsOut,
-    responses=_errors(NotFoundError, ConflictError),
+    responses=_errors(*WITH_BODY, NotFoundError, ConflictError),
 )
 async def post_rollback(body: RollbackRequest, request: Request, trust: TrustDep) -> WeightsOut:
     """Make an earlier weights version active again (0: the neutral weights)."""
@@ -142,7 +142,7 @@ async def post_rollback(body: RollbackRequest, request: Request, trust: TrustDep
     dependencies=[Reviewer],
     status_code=201,
     response_model=ProposalOut,
-    responses=_errors(ConflictError),
+    responses=_errors(*WITH_BODY, ConflictError),
 )
 async def post_proposal(body: ProposalCreate, request: Request, trust: TrustDep) -> ProposalOut:
     """Compute a proposal from the record and store it for review; nothing is applied."""
@@ -169,7 +169,7 @@ async def list_proposals(
     response_model=ProposalOut,
     responses=_errors(NotFoundError),
 )
-async def get_proposal(proposal_id: int, trust: TrustDep) -> ProposalOut:
+async def get_proposal(proposal_id: RowId, trust: TrustDep) -> ProposalOut:
     """Return a proposal with its evidence and replay."""
     return await trust.proposal(proposal_id)
 
@@ -178,10 +178,10 @@ async def get_proposal(proposal_id: int, trust: TrustDep) -> ProposalOut:
     "/trust/proposals/{proposal_id}/approve",
     dependencies=[Reviewer],
     response_model=ProposalOut,
-    responses=_errors(NotFoundError, ConflictError),
+    responses=_errors(*WITH_BODY, NotFoundError, ConflictError),
 )
 async def approve_proposal(
-    proposal_id: int, body: Decision, request: Request, trust: TrustDep
+    proposal_id: RowId, body: Decision, request: Request, trust: TrustDep
 ) -> ProposalOut:
     """Approve a pending proposal: its version is created and made active."""
     reviewer = resolve_actor(request, body.reviewer)
@@ -192,17 +192,22 @@ async def approve_proposal(
     "/trust/proposals/{proposal_id}/reject",
     dependencies=[Reviewer],
     response_model=ProposalOut,
-    responses=_errors(NotFoundError, ConflictError),
+    responses=_errors(*WITH_BODY, NotFoundError, ConflictError),
 )
 async def reject_proposal(
-    proposal_id: int, body: Decision, request: Request, trust: TrustDep
+    proposal_id: RowId, body: Decision, request: Request, trust: TrustDep
 ) -> ProposalOut:
     """Reject a pending proposal."""
     reviewer = resolve_actor(request, body.reviewer)
     return await trust.reject(proposal_id, reviewer=reviewer, comment=body.comment)
 
 
-@router.post("/trust/rollback-check", dependencies=[Reviewer], response_model=ProposalOut | None)
+@router.post(
+    "/trust/rollback-check",
+    dependencies=[Reviewer],
+    response_model=ProposalOut | None,
+    responses=_errors(ConflictError),
+)
 async def post_rollback_check(trust: TrustDep) -> ProposalOut | None:
     """Run the rollback check now; returns the rollback proposal it made, or null."""
     return await trust.check_rollback()

@@ -10,14 +10,13 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.core.errors import (
-    ForbiddenError,
     IdempotencyKeyReusedError,
     NoQuorumError,
     NotFoundError,
-    PayloadTooLargeError,
     RateLimitedError,
     RequestInProgressError,
-    UnauthorizedError,
+    SecretInInputError,
+    SpendCapError,
 )
 from app.deliberation.schemas import (
     VerdictAccepted,
@@ -27,14 +26,15 @@ from app.deliberation.schemas import (
     VerdictRequest,
 )
 from app.http.auth import AgentDep, ReaderDep
-from app.http.deps import RuntimeDep, WindowDep, error_responses
+from app.http.deps import RuntimeDep, WindowDep
+from app.http.errors import AUTHENTICATED, WITH_BODY, error_responses
 from app.verdicts.idempotency import MAX_KEY_CHARS
 from app.verdicts.intake import Intake, wants_async
 from app.verdicts.progress import Entry, Progress
 from app.verdicts.reads import VerdictReads
 from app.verdicts.record.repository import VerdictFilter
 
-router = APIRouter(tags=["verdicts"])
+router = APIRouter(tags=["verdicts"], responses=error_responses(*AUTHENTICATED))
 
 
 def get_verdict_reads(runtime: RuntimeDep) -> VerdictReads:
@@ -80,12 +80,13 @@ Prefer = Annotated[
         200: {"model": VerdictOut, "description": "The recorded verdict."},
         202: {"model": VerdictAccepted, "description": "Queued (asynchronous verdict)."},
         **error_responses(
-            UnauthorizedError,
-            ForbiddenError,
+            *AUTHENTICATED,
+            *WITH_BODY,
             RequestInProgressError,
-            PayloadTooLargeError,
             IdempotencyKeyReusedError,
+            SecretInInputError,
             RateLimitedError,
+            SpendCapError,
             NoQuorumError,
         ),
     },
@@ -119,7 +120,7 @@ async def post_verdict(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."},
-        **error_responses(UnauthorizedError, ForbiddenError, NotFoundError),
+        **error_responses(*AUTHENTICATED, NotFoundError),
     },
 )
 async def verdict_events(
@@ -156,7 +157,7 @@ async def server_sent(stream: AsyncIterator[Entry | None]) -> AsyncIterator[str]
 @router.get(
     "/verdicts/{verdict_id}",
     response_model=VerdictOut | VerdictIncomplete,
-    responses=error_responses(UnauthorizedError, ForbiddenError, NotFoundError),
+    responses=error_responses(*AUTHENTICATED, NotFoundError),
 )
 async def get_verdict(
     verdict_id: str, verdicts: VerdictReadsDep, caller: ReaderDep
@@ -168,7 +169,7 @@ async def get_verdict(
 @router.get(
     "/verdicts",
     response_model=VerdictPage,
-    responses=error_responses(UnauthorizedError, ForbiddenError),
+    responses=error_responses(*AUTHENTICATED),
 )
 async def list_verdicts(
     verdicts: VerdictReadsDep,

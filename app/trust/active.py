@@ -14,7 +14,7 @@ from typing import Any
 from app.core.clock import Monotonic, monotonic
 from app.core.config import NO_JUDGE, JuryConfig, ModelSpec
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import UnavailableError
+from app.core.errors import DatabaseError, UnavailableError
 from app.deliberation.assembly import RiskBound
 from app.deliberation.schemas import VerdictSource
 from app.deliberation.vote import ALL_CATEGORIES, WeightsTable, weight_for
@@ -206,7 +206,7 @@ class TrustSource:
         """Log, at start-up, every active weight that no longer applies."""
         try:
             current = await self.current()
-        except UnavailableError as exc:
+        except (UnavailableError, DatabaseError) as exc:
             # A database that is down at start-up is /readyz's to report, not a reason to die.
             logger.warning("trust weights not checked for model drift: %s", exc.detail)
             return ()

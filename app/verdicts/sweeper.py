@@ -28,7 +28,7 @@ from anyio.abc import TaskStatus
 
 from app.core.config import JuryConfig
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import UnavailableError
+from app.core.errors import DatabaseError, UnavailableError
 from app.core.settings import Settings
 from app.deliberation.events import Event, EventSink
 from app.verdicts.idempotency import forget_expired
@@ -97,7 +97,7 @@ class Sweeper:
             await anyio.sleep(self._interval_s)
             try:
                 await self.sweep()
-            except UnavailableError as exc:
+            except (UnavailableError, DatabaseError) as exc:
                 logger.warning("sweep skipped: %s", exc.detail)
 
     async def sweep(self) -> Swept:

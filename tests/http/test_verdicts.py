@@ -270,7 +270,7 @@ async def test_list_rejects_bad_paging(
         ({"question": "Ship?", "options": [str(i) for i in range(11)]}, "options", "2 to 10"),
         ({"question": "Ship?", "max_rounds": 0}, "max_rounds", "greater than or equal to 1"),
         ({"question": "Ship?", "deadline_s": -1}, "deadline_s", "greater than or equal to 1"),
-            ({"question": "Ship?", "deadline_s": 0.5}, "deadline_s", "greater than or equal to 1"),
+        ({"question": "Ship?", "deadline_s": 0.5}, "deadline_s", "greater than or equal to 1"),
         ({"question": "Ship?", "colour": "red"}, "colour", "Extra inputs are not permitted"),
     ],
 )

@@ -19,7 +19,7 @@ import anyio
 from app.core import metrics
 from app.core.clock import WallClock, utcnow
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import ClaimLostError, JuryError, UnavailableError
+from app.core.errors import ClaimLostError, DatabaseError, JuryError, UnavailableError
 from app.verdicts.record.repository import VerdictRepository
 from app.verdicts.service import VerdictService
 
@@ -57,7 +57,7 @@ class VerdictJobs:
             outcome = (
                 claimed if claimed != "claimed" else await self._deliberate(verdict_id, worker)
             )
-        except UnavailableError as exc:
+        except (UnavailableError, DatabaseError) as exc:
             logger.warning("verdict %s: database unavailable (%s)", verdict_id, exc.detail)
             outcome = "released"
         metrics.ASYNC_JOBS.labels(outcome).inc()
@@ -105,7 +105,7 @@ class VerdictJobs:
                     renewed = await VerdictRepository(session).renew(
                         verdict_id, worker, until=self._clock() + self._lease
                     )
-            except UnavailableError:
+            except (UnavailableError, DatabaseError):
                 continue  # the database may come back before the lease lapses
             if not renewed:
                 lost.set()

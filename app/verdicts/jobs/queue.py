@@ -23,7 +23,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import UnavailableError
+from app.core.errors import DatabaseError, UnavailableError
 from app.core.redis import REDIS_FAILURES, RedisLink, client_options
 from app.core.settings import Settings
 from app.verdicts.jobs.claims import VerdictJobs
@@ -152,7 +152,7 @@ async def recover(queue: MemoryQueue, sessionmaker: SessionMaker) -> int:
     try:
         async with session_scope(sessionmaker) as session:
             ids = await VerdictRepository(session).unfinished_async_ids()
-    except UnavailableError as exc:
+    except (UnavailableError, DatabaseError) as exc:
         logger.warning("queued verdicts not taken up at start-up: %s", exc.detail)
         return 0
     for verdict_id in ids:

@@ -35,12 +35,17 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 from sqlalchemy import Connection, Executable, Table, Update, insert
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from app.core.db import SessionMaker, connection_scope, threaded_sqlite_engine
-from app.core.errors import UnavailableError
+from app.core.db import (
+    DATABASE_FAULTS,
+    SessionMaker,
+    about,
+    connection_scope,
+    database_error,
+    threaded_sqlite_engine,
+)
 
 # A row to insert: its table and its column values.
 Row = tuple[Table, Mapping[str, Any]]
@@ -181,27 +186,39 @@ class RecordWriter:
     async def _commit(self, batch: Sequence[Unit]) -> None:
         """Run ``batch`` in one transaction: inserts, parents first, then the updates."""
         steps = _steps(batch)
-        if self._threaded is not None:
-            # Shielded: once handed to the thread the transaction runs to its end, and the
-            # batch must not be marked undone (and written again) while it commits.
-            with anyio.CancelScope(shield=True):
-                await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._commit_blocking, steps
-                )
-            return
-        async with connection_scope(self._sessionmaker) as connection:
-            for statement, params, unit in steps:
-                result = await connection.execute(statement, params)
-                if unit is not None:
-                    unit.rowcount = result.rowcount
+        with about(_verdicts_of(batch)):
+            if self._threaded is None:
+                async with connection_scope(self._sessionmaker) as connection:
+                    for statement, params, unit in steps:
+                        result = await connection.execute(statement, params)
+                        if unit is not None:
+                            unit.rowcount = result.rowcount
+                return
+            try:
+                # Shielded: once handed to the thread the transaction runs to its end, and the
+                # batch must not be marked undone (and written again) while it commits.
+                with anyio.CancelScope(shield=True):
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._thread, self._commit_blocking, steps
+                    )
+            except DATABASE_FAULTS as exc:
+                raise database_error(exc) from exc
 
     def _commit_blocking(self, steps: list[_Step]) -> None:
         assert self._threaded is not None
-        try:
-            with self._threaded.begin() as connection:
-                _run_steps(connection, steps)
-        except (OperationalError, DBAPIError, OSError) as exc:
-            raise UnavailableError(f"database unavailable: {type(exc).__name__}") from exc
+        with self._threaded.begin() as connection:
+            _run_steps(connection, steps)
+
+
+def _verdicts_of(batch: Sequence[Unit]) -> str:
+    """Name the verdicts a batch writes, for the log of a statement the database refuses."""
+    ids: dict[str, None] = {}
+    for unit in batch:
+        for _table, values in unit.rows:
+            ids.setdefault(str(values.get("verdict_id") or values.get("id")), None)
+        if unit.update is not None:
+            ids.setdefault(str(unit.update.params.get("b_id")), None)
+    return "verdict " + ", ".join(ids)
 
 
 # A statement, its rows (an executemany) or an UPDATE's parameters, and the unit whose row

@@ -17,7 +17,7 @@ from app.core.db import (
     create_sessionmaker,
     session_scope,
 )
-from app.core.errors import UnavailableError
+from app.core.errors import ConflictError
 from app.verdicts.record.repository import VerdictRepository
 from app.verdicts.record.statements import (
     MODEL_CALLS,
@@ -122,7 +122,7 @@ async def test_concurrent_calls_share_transactions_and_are_all_stored(
 
 
 async def test_a_bad_row_fails_only_its_own_write(
-    sessionmaker: SessionMaker, writer: RecordWriter
+    sessionmaker: SessionMaker, writer: RecordWriter, caplog: pytest.LogCaptureFixture
 ) -> None:
     outcomes: dict[str, str] = {}
     await add_verdict(sessionmaker, "v1")
@@ -131,7 +131,7 @@ async def test_a_bad_row_fails_only_its_own_write(
         try:
             await writer.insert(MODEL_CALLS, values(verdict_id, juror))
             outcomes[juror] = "stored"
-        except UnavailableError:
+        except ConflictError:
             outcomes[juror] = "failed"
 
     async with anyio.create_task_group() as group:
@@ -143,6 +143,10 @@ async def test_a_bad_row_fails_only_its_own_write(
 
     assert outcomes == {"alpha": "stored", "bravo": "failed", "charlie": "stored"}
     assert sorted(call.juror for call in stored) == ["alpha", "charlie"]
+    # The refusal is logged with the verdict it was for, never with the row's values.
+    refusals = [r.getMessage() for r in caplog.records if r.name == "app.core.db"]
+    assert any(m.startswith("database refused the work for verdict missing:") for m in refusals)
+    assert not any("family-bravo" in m or "Ship it?" in m for m in refusals)
 
 
 async def test_one_batch_inserts_parents_first_and_counts_each_update(
