@@ -174,6 +174,7 @@ def scripted_settings(database_url: str) -> Settings:
 
 def admin_key(settings: Settings) -> str:
     """Create an admin key (leaving local mode) and return it."""
+
     async def create() -> str:
         engine = create_engine(settings.resolved_database_url())
         try:
