@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.bounds import RequestModel
 from app.core.config import FailMode, JuryConfig, ModelSpec, SecretsPolicy
 from app.deliberation.schemas import VerdictOut, VerdictRequest
 from app.trust.schemas import OutcomeCreate
@@ -30,10 +31,8 @@ class RequestVerdictArgs(VerdictRequest):
     wait_s: float | None = Field(default=None, ge=0, le=3600, description=WAIT_DESCRIPTION)
 
 
-class GetVerdictArgs(BaseModel):
+class GetVerdictArgs(RequestModel):
     """Which verdict to fetch, and how long to wait for it if it is still being decided."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=64, description="The verdict's id.")
     wait_s: float | None = Field(default=None, ge=0, le=3600, description=WAIT_DESCRIPTION)
