@@ -4,6 +4,7 @@
     ├── TransportError            no answer: connect, read or write failed or timed out
     ├── ProtocolError             an answer that is not what the API documents
     ├── APIError                  the server answered an error body (``code``, ``detail``, ``body``)
+    │   ├── BadRequest            400 bad_request (a body the server could not read)
     │   ├── Unauthorized          401 unauthorized
     │   ├── Forbidden             403 forbidden
     │   ├── NotFound              404 not_found
@@ -17,6 +18,7 @@
     │   │   └── SecretInInput       422 secret_in_input (``kinds``, never values)
     │   ├── SpendCapExceeded      429 spend_cap_exceeded (``retry_after_s``)
     │   ├── RateLimited           429 rate_limited (``retry_after_s``)
+    │   ├── DatabaseError         500 database_error (the server logged it)
     │   ├── NoQuorum              503 no_quorum (``verdict_id``, partial positions in ``body``)
     │   └── Unavailable           503 unavailable
     └── GateRefused               the gate did not let the action run (``verdict_id``, ``verdict``)
@@ -61,6 +63,12 @@ class APIError(JuryClientError):
         """Return when to retry, if the server said."""
         value = self.body.get("retry_after_s")
         return float(value) if isinstance(value, int | float) else None
+
+
+class BadRequest(APIError):
+    """The server could not read the request (its body is not the JSON it declares)."""
+
+    code = "bad_request"
 
 
 class Unauthorized(APIError):
@@ -167,6 +175,12 @@ class NoQuorum(APIError):
         return str(value) if value is not None else None
 
 
+class DatabaseError(APIError):
+    """The server's database refused the work for a reason other than being down (logged)."""
+
+    code = "database_error"
+
+
 class Unavailable(APIError):
     """A dependency of the server (its database) is down."""
 
@@ -201,6 +215,7 @@ class Rejected(GateRefused):
 
 
 _API_ERRORS: tuple[type[APIError], ...] = (
+    BadRequest,
     Unauthorized,
     Forbidden,
     NotFound,
@@ -214,11 +229,13 @@ _API_ERRORS: tuple[type[APIError], ...] = (
     SecretInInput,
     SpendCapExceeded,
     RateLimited,
+    DatabaseError,
     NoQuorum,
     Unavailable,
 )
 BY_CODE: dict[str, type[APIError]] = {error.code: error for error in _API_ERRORS}
 BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequest,
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
