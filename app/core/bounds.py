@@ -25,6 +25,10 @@ MAX_DB_INT = 2**31 - 1
 # How deeply free JSON (a verdict's metadata) may nest; real caller data is a few levels.
 MAX_JSON_DEPTH = 32
 
+# What is wrong with a value, as a 422 says it (the place inside the field follows).
+NUL_PROBLEM = "holds a NUL character (\\u0000), which cannot be stored"
+NON_FINITE_PROBLEM = "holds NaN or an infinity, which JSON cannot represent"
+
 RowId = Annotated[int, Ge(1), Le(MAX_DB_INT)]
 """The id of a stored row (a proposal, an outcome, an API key)."""
 
@@ -49,10 +53,6 @@ def json_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
                 return f"nests deeper than {max_depth} levels{_at(where)}"
             stack.extend(_children(item, where, depth + 1))
     return None
-
-
-NUL_PROBLEM = "holds a NUL character (\\u0000), which cannot be stored"
-NON_FINITE_PROBLEM = "holds NaN or an infinity, which JSON cannot represent"
 
 
 def _scalar_problem(item: Any) -> str | None:

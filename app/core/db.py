@@ -260,7 +260,7 @@ def _unavailable(exc: BaseException, state: str | None) -> bool:
     return (
         exc.connection_invalidated
         or isinstance(exc, OperationalError)
-        or (_in(state, _UNAVAILABLE_STATES))
+        or _in(state, _UNAVAILABLE_STATES)
     )
 
 
