@@ -17,7 +17,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.core.bounds import MAX_DB_INT
 from app.core.clock import Monotonic, monotonic, utcnow
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnavailableError
+from app.core.errors import (
+    ConflictError,
+    DatabaseError,
+    NotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from app.security.models import ApiKey, Role
 from app.security.principal import LOCAL, Principal, hash_key, key_prefix, new_key
 from app.security.repository import KeyRepository
@@ -131,7 +137,7 @@ class Authenticator:
         """Note at start-up whether keys exist, and say which mode Jury runs in."""
         try:
             required = await self.keys_required()
-        except UnavailableError as exc:
+        except (UnavailableError, DatabaseError) as exc:
             # A database that is down at start-up is /readyz's to report, not a reason to die.
             logger.warning("API keys not checked at start-up: %s", exc.detail)
             return

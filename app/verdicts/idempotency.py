@@ -46,7 +46,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import IdempotencyKeyReusedError, RequestInProgressError, UnavailableError
+from app.core.errors import (
+    DatabaseError,
+    IdempotencyKeyReusedError,
+    RequestInProgressError,
+    UnavailableError,
+)
 from app.core.redis import RedisLink
 from app.verdicts.record.tables import IdempotencyRecord
 
@@ -334,7 +339,7 @@ class IdempotencyKeys:
         if self._durable is not None:
             try:
                 await self._durable.settle(claim, record, self._ttl_s)
-            except UnavailableError as exc:
+            except (UnavailableError, DatabaseError) as exc:
                 # The row keeps its running claim, which lapses with the verdict's deadline.
                 logger.warning("idempotency key not settled in the database: %s", exc.detail)
         await self._fast_settle(claim, record)

@@ -17,7 +17,7 @@ from anyio.abc import TaskStatus
 
 from app.core.config import JuryConfig
 from app.core.db import SessionMaker, session_scope
-from app.core.errors import JuryError, NoQuorumError, NotFoundError, UnavailableError
+from app.core.errors import DatabaseError, JuryError, NoQuorumError, NotFoundError, UnavailableError
 from app.core.settings import Settings
 from app.deliberation import events
 from app.deliberation.assembly import assemble
@@ -255,7 +255,7 @@ class VerdictService:
             return
         try:
             await self._spend.settle(reservation, spent)
-        except UnavailableError as exc:
+        except (UnavailableError, DatabaseError) as exc:
             # The reserve stays counted: the cap errs on the side of spending less.
             logger.warning("spend of key %s not settled: %s", reservation.key_id, exc.detail)
 
