@@ -12,7 +12,7 @@ threshold tested on the other, so the test never sees the outcomes its map was f
 
 from __future__ import annotations
 
-import random
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +27,8 @@ from app.trust.scoring import expected_calibration_error
 from app.trust.selection import Case, CategorySelection, score, select_rule
 
 Pair = tuple[float, bool]
-SPLIT_SEED = 0
-"""Seeds the fixed split of held-out items into a calibration half and a risk-test half."""
+SPLIT_SALT = "jury-calibration-half"
+"""Salts the fixed split of held-out items into a calibration half and a risk-test half."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,37 +158,46 @@ def _halves(selection: CategorySelection) -> tuple[list[Pair], list[Pair]]:
     Fixed-sequence testing holds its 1 - delta guarantee only for a sequence fixed before the
     outcomes it tests; a map fitted on those same outcomes would move the thresholds with them
     (isotonic pooling reports exactly the observed hit rate, the optimistic side). Both orders
-    of an item land in the same half, so neither half sees the other's items.
+    of an item land in the same half, and an item's half depends on the item alone, so it is the
+    same in every category and in "*": a category may test on its half with the "*" map.
     """
-    groups = sorted(set(selection.held_out_groups))
-    random.Random(SPLIT_SEED).shuffle(groups)
-    fitting = set(groups[::2])
     fit_on: list[Pair] = []
     test_on: list[Pair] = []
     for pair, group in zip(selection.held_out, selection.held_out_groups, strict=True):
-        (fit_on if group in fitting else test_on).append(pair)
+        (fit_on if fits_the_map(group) else test_on).append(pair)
     return fit_on, test_on
+
+
+def fits_the_map(group: str) -> bool:
+    """Whether an item's outcomes fit calibration maps (else they test risk thresholds)."""
+    return hashlib.sha256(f"{SPLIT_SALT}:{group}".encode()).digest()[0] % 2 == 0
 
 
 def _map_and_test_pairs(
     selection: CategorySelection,
     active: CalibrationMap | None,
+    pooled: CalibrationMap | None,
     calibration_min_evidence: int,
 ) -> tuple[CalibrationMap | None, CalibrationMap | None, list[Pair]]:
     """Return the fresh map (if any), the map in use and the pairs the threshold is tested on.
 
     A weighted-vote verdict's confidence is the vote share under the new weights, so its map is
-    fitted afresh on one half of the held-out pairs and the threshold tested on the other. The
-    judge's confidence does not depend on the weights: the active map stays and every pair tests.
+    fitted afresh on one half of the held-out pairs and the threshold tested on the other. A
+    category with too little evidence for a map of its own is served with the fresh "*" map
+    (``pooled``), so its threshold is tested with that map, on its own test half (which the
+    "*" map never saw). The judge's confidence does not depend on the weights: the active map
+    stays and every pair tests.
     """
     pairs = list(selection.held_out)
     if selection.verdict_source != "weighted_vote":
         return None, active, pairs
     fit_on, test_on = _halves(selection)
     fitted = fit_calibration(fit_on, min_evidence=calibration_min_evidence).map
-    if fitted is None:
-        return None, active, pairs
-    return fitted, fitted, test_on
+    if fitted is not None:
+        return fitted, fitted, test_on
+    if pooled is not None:
+        return None, pooled, test_on
+    return None, active, pairs
 
 
 def choose_rules(
@@ -207,7 +216,10 @@ def choose_rules(
     for category, selection in selections.items():
         policy = config.policy(None if category == ALL_CATEGORIES else category)
         active = active_maps.get(category) or active_maps.get(ALL_CATEGORIES)
-        fitted, used, tested = _map_and_test_pairs(selection, active, calibration_min_evidence)
+        pooled = choice.calibration.get(ALL_CATEGORIES)
+        fitted, used, tested = _map_and_test_pairs(
+            selection, active, pooled, calibration_min_evidence
+        )
         calibrated = [(used.apply(conf) if used is not None else conf, hit) for conf, hit in tested]
         risk = fixed_sequence_threshold(
             calibrated, alpha=policy.risk_alpha, delta=policy.risk_delta
