@@ -58,6 +58,7 @@ REDIS_TIMEOUT_S = 0.3
 MARGIN_S = 1.0
 READY_BOUND_S = 1.0
 UNFINISHED = "SELECT count(*) FROM verdicts WHERE status IN ('running', 'queued')"
+INTERRUPTED = "SELECT count(*) FROM verdicts WHERE status = 'interrupted'"
 TERMINAL = ("verdict", "no_quorum", "failed")
 ASYNC = {"Prefer": "respond-async"}
 QUESTION = "Ship release 4.2 to production?"
@@ -409,10 +410,10 @@ async def gate_pg_frozen(lab: Lab) -> GateRow:
                 stop.set()
                 await load
                 row.left_unfinished = await left_after_sweep(url, sweep_bound_s(deadline_s) + 5)
-    row.figures["readyz_s"] = round(ready.longest_s, 2)
-    row.note(
-        f"/readyz while frozen: {ready.longest_s:.2f} s (status class 503: {ready.unavailable})"
-    )
+        interrupted = await scalar(url, INTERRUPTED)
+    row.figures.update(readyz_s=round(ready.longest_s, 2), interrupted=interrupted)
+    row.note(f"/readyz while frozen: {ready.longest_s:.2f} s (503: {ready.unavailable} of 1)")
+    row.note(f"{interrupted} rows the freeze left running were interrupted by the sweeper")
     row.passed = (
         row.within_bound()
         and row.other_5xx == row.no_answer == 0
@@ -454,8 +455,12 @@ async def gate_pg_killed(lab: Lab) -> GateRow:
             after = [await send(row, client, "POST", "/verdict", json=body) for _ in range(3)]
             recovered = sum(1 for r in after if r is not None and r.status_code == 200)
             row.left_unfinished = await left_after_sweep(url, sweep_bound_s(deadline_s) + 5)
-    row.figures.update(connections_killed=killed, recovered=recovered)
-    row.note(f"{killed} server connections terminated; {recovered}/3 verdicts right after: 200")
+        interrupted = await scalar(url, INTERRUPTED)
+    row.figures.update(connections_killed=killed, recovered=recovered, interrupted=interrupted)
+    row.note(
+        f"{killed} server connections terminated; {recovered}/3 verdicts right after: 200; "
+        f"{interrupted} rows interrupted by the sweeper"
+    )
     row.passed = (
         row.within_bound()
         and row.other_5xx == row.no_answer == 0
@@ -560,7 +565,7 @@ async def gate_kill9(lab: Lab) -> GateRow:
             row.left_unfinished = await left_after_sweep(url, sweep_bound_s(deadline_s) + 15)
             seen = await statuses(client, async_ids, within_s=30)
             events = [await last_event(client, v) for v in async_ids]
-    interrupted = await scalar(url, "SELECT count(*) FROM verdicts WHERE status = 'interrupted'")
+    interrupted = await scalar(url, INTERRUPTED)
     ended = sum(1 for v in async_ids if seen.get(v) in ("completed", "failed", "interrupted"))
     terminal = sum(1 for event in events if event in TERMINAL)
     row.figures.update(
