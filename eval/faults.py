@@ -493,15 +493,21 @@ async def gate_redis_worker(lab: Lab) -> GateRow:
                     ids += await _submit_some(row, client, 3)
                     seen = await statuses(client, ids, within_s=90)
                     worker_alive = worker.managed.alive()
+                    # What the worker met and survived: each logged traceback is a Redis error.
+                    worker_errors = worker.log_text().count("Traceback")
                     row.left_unfinished = await scalar(url, UNFINISHED)
     ended = sum(1 for v in ids if seen.get(v) not in (None, "queued", "running"))
     completed = sum(1 for v in ids if seen.get(v) == "completed")
     row.figures.update(
-        accepted=len(ids), ended=ended, completed=completed, worker_alive=worker_alive
+        accepted=len(ids),
+        ended=ended,
+        completed=completed,
+        worker_alive=worker_alive,
+        worker_errors=worker_errors,
     )
     row.note(
         f"{len(ids)} accepted, {ended} ended ({completed} completed); "
-        f"worker alive at the end: {worker_alive}"
+        f"worker alive at the end: {worker_alive}, after {worker_errors} Redis errors in its log"
     )
     row.passed = (
         worker_alive
@@ -568,12 +574,18 @@ async def gate_kill9(lab: Lab) -> GateRow:
     interrupted = await scalar(url, INTERRUPTED)
     ended = sum(1 for v in async_ids if seen.get(v) in ("completed", "failed", "interrupted"))
     terminal = sum(1 for event in events if event in TERMINAL)
+    async_statuses = sorted(seen.get(v, "unknown") for v in async_ids)
     row.figures.update(
-        unfinished_at_kill=in_flight, interrupted=interrupted, async_ended=ended, terminal=terminal
+        unfinished_at_kill=in_flight,
+        interrupted=interrupted,
+        async_ended=ended,
+        async_statuses=async_statuses,
+        terminal=terminal,
     )
     row.note(
         f"{in_flight} rows unfinished at the kill; after the restart {interrupted} interrupted, "
-        f"{ended}/{len(async_ids)} async ended, {terminal} with a terminal event "
+        f"{ended}/{len(async_ids)} async ended ({', '.join(async_statuses)}), "
+        f"{terminal} with a terminal event "
         "(the sync requests lose their connection: no answer)"
     )
     row.passed = (
