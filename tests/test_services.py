@@ -11,7 +11,7 @@ from contextlib import closing, suppress
 import pytest
 import redis
 
-from tests.redis_servers import free_port
+from eval.perf.procs import free_port
 from tests.services import (
     Endpoint,
     ServiceError,

@@ -214,3 +214,55 @@ def _outcome_writer(runtime: Runtime) -> Callable[[str, str], Awaitable[None]]:
             )
 
     return write
+
+
+@eval_app.command("faults")
+def faults(
+    gates: Annotated[
+        str, typer.Option(help="Comma-separated gates (default: all, in order).")
+    ] = "pg-frozen,pg-killed,redis-worker,kill9,idempotency,csrf-host,canary",
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="JURY_FAULTS_POSTGRES_URL",
+            help="PostgreSQL the gates create their databases on (none: its gates are skipped).",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder of gates.md and gates.json.")] = Path(
+        "eval/reports/faults"
+    ),
+    work: Annotated[
+        Path | None, typer.Option(help="Folder of the configs, SQLite files and server logs.")
+    ] = None,
+) -> None:
+    """Run the fault gates against real `jury serve` processes and print a row of figures each."""
+    import asyncio
+    import os
+
+    from app.core.settings import normalise_database_url
+    from eval.faults import Lab, render, report_json, run_gates
+
+    started = time.monotonic()
+    load_start = os.getloadavg()
+    folder = work or Path("eval/runs") / f"faults-{time.strftime('%Y%m%d-%H%M%S')}"
+    lab = Lab(
+        work=folder.resolve(),
+        postgres_url=normalise_database_url(postgres_url) if postgres_url else None,
+    )
+    try:
+        rows = asyncio.run(run_gates(lab, [name.strip() for name in gates.split(",") if name]))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--gates") from None
+    report = render(
+        rows,
+        command=shlex.join(["jury", *sys.argv[1:]]),
+        load=(*load_start, *os.getloadavg()),
+        took_s=time.monotonic() - started,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gates.md").write_text(report)
+    (out / "gates.json").write_text(report_json(rows))
+    typer.echo(report)
+    typer.echo(f"report in {out}/gates.md; logs in {folder}/logs")
+    if any(not row.passed and not row.skipped for row in rows):
+        raise typer.Exit(1)

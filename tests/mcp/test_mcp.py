@@ -23,8 +23,8 @@ from app.http.app import create_app
 from app.http.mcp.server import KeyCallers, RuntimeRef, build_server
 from app.runtime import open_runtime
 from app.security.models import Role
+from eval.perf.procs import free_port
 from tests.builders import SCRIPTED_CONFIG, make_settings, scripted_config, step
-from tests.redis_servers import free_port
 from tests.security.keys import add_key, bearer
 
 pytestmark = pytest.mark.anyio

@@ -1,6 +1,6 @@
 """A frozen PostgreSQL (connections open, no answers): every request ends within its bound.
 
-The database sits behind a TCP relay of the test's own (``tests/tcp_relay.py``); SIGSTOP on
+The database sits behind a TCP relay of the test's own (``eval/tcp_relay.py``); SIGSTOP on
 the relay freezes it as a hung server looks to its clients, without touching the shared server.
 The bound of a verdict is its deadline plus one database timeout (``database_timeout_s``), and
 one more for the API key lookup before it; a probe's is under a second. The slack only absorbs
@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.http.app import create_app
+from eval.tcp_relay import Relay, relay
 from tests.builders import make_settings, scripted_config, serving, step
-from tests.tcp_relay import Relay, relay
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from app.core.config import JuryConfig
+from eval.redis_servers import redis_server
 from tests.builders import app_client, eventually, make_settings, scripted_config, step
-from tests.redis_servers import redis_server
 
 pytestmark = pytest.mark.anyio
 

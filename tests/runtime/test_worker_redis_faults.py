@@ -1,6 +1,6 @@
 """``jury worker`` outlives Redis: frozen past its timeout, or restarted empty, it never exits.
 
-Each test runs a redis-server of its own (``tests/redis_servers.py``) under a worker running in
+Each test runs a redis-server of its own (``eval/redis_servers.py``) under a worker running in
 this process, and asks for asynchronous verdicts through the app before and after the fault.
 """
 
@@ -18,8 +18,8 @@ import redis
 
 from app.core.config import JuryConfig
 from app.verdicts.jobs.queue import STREAM
+from eval.redis_servers import redis_server
 from tests.builders import app_client, make_settings, scripted_config, step
-from tests.redis_servers import redis_server
 from tests.workers import worker_in_process
 
 pytestmark = pytest.mark.anyio

@@ -23,8 +23,8 @@ from app.core.config import JuryConfig
 from app.core.db import create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.verdicts.idempotency import Claim, DatabaseKeys, forget_expired
+from eval.redis_servers import RedisServer, redis_server
 from tests.builders import app_client, eventually, make_settings, scripted_config, step
-from tests.redis_servers import RedisServer, redis_server
 from tests.verdicts.test_idempotency import QUESTION, count_rows, keyed
 
 pytestmark = pytest.mark.anyio

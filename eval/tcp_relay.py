@@ -1,9 +1,9 @@
-"""A TCP relay on loopback that a test can freeze: a frozen database, without touching it.
+"""A TCP relay on loopback that a test or a gate can freeze: a frozen database, without touching it.
 
 Run as a process of its own (``relay(...)``): it forwards every connection to a target and
 prints the port it listens on. SIGSTOP freezes it (connections stay open, and new ones are
 still accepted by the kernel, but nothing answers), SIGCONT thaws it: the way a database server
-that hangs looks to its clients. ``python tests/tcp_relay.py HOST PORT`` is the relay itself.
+that hangs looks to its clients. ``python eval/tcp_relay.py HOST PORT`` is the relay itself.
 """
 
 from __future__ import annotations
