@@ -653,7 +653,8 @@ async def gate_csrf_host(lab: Lab) -> GateRow:
     row = GateRow(
         "csrf-host",
         "every cross-origin or token-less form POST to /review is refused (403), a foreign "
-        "Host on the review pages refused (400), never reflected; they answer a local Host",
+        "Host on the review pages and on the keyless JSON API refused (400), never reflected; "
+        "they answer a local Host",
     )
     evil_host = "rebind.evil.example"
     async with fresh_database(lab, row.gate, postgres=False) as url:
@@ -690,9 +691,16 @@ async def _csrf_and_host(
         refused += int(response is not None and response.status_code == 400)
         if response is not None:
             reflected += _reflections(response, evil_host)
-    # Outside the rule, measured: the JSON API and the stylesheet do not check the Host.
+    # Keyless (local mode), the JSON API checks the Host too: a rebinding page could read it.
+    for path in ("/verdicts", "/trust/weights"):
+        response = await send(row, client, "GET", path, headers={"Host": evil_host})
+        expected += 1
+        refused += int(response is not None and response.status_code == 400)
+        if response is not None:
+            reflected += _reflections(response, evil_host)
+    # Outside the rule, measured: the stylesheet is public and holds no data.
     answered = []
-    for path in ("/verdicts", "/trust/weights", "/review/review.css"):
+    for path in ("/review/review.css",):
         response = await send(row, client, "GET", path, headers={"Host": evil_host})
         if response is not None and response.status_code == 200:
             answered.append(path)

@@ -132,6 +132,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "config": SCRIPTED_CONFIG,
         "auto_migrate": False,
+        # The tests' clients reach the app as http://jury.test (keyless requests check it).
+        "allowed_hosts": ("jury.test", "127.0.0.1", "localhost"),
         **overrides,
     }
     return Settings(**values)

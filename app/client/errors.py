@@ -5,6 +5,7 @@
     ├── ProtocolError             an answer that is not what the API documents
     ├── APIError                  the server answered an error body (``code``, ``detail``, ``body``)
     │   ├── BadRequest            400 bad_request (a body the server could not read)
+    │   │   └── HostNotAllowed      400 host_not_allowed (keyless, under a foreign Host)
     │   ├── Unauthorized          401 unauthorized
     │   ├── Forbidden             403 forbidden
     │   ├── NotFound              404 not_found
@@ -69,6 +70,12 @@ class BadRequest(APIError):
     """The server could not read the request (its body is not the JSON it declares)."""
 
     code = "bad_request"
+
+
+class HostNotAllowed(BadRequest):
+    """A keyless request named a host the server does not answer to (JURY_ALLOWED_HOSTS)."""
+
+    code = "host_not_allowed"
 
 
 class Unauthorized(APIError):
@@ -216,6 +223,7 @@ class Rejected(GateRefused):
 
 _API_ERRORS: tuple[type[APIError], ...] = (
     BadRequest,
+    HostNotAllowed,
     Unauthorized,
     Forbidden,
     NotFound,

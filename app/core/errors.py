@@ -82,6 +82,17 @@ class BadRequestError(JuryError):
     code = "bad_request"
 
 
+class HostNotAllowedError(BadRequestError):
+    """A keyless (local mode) request named a host this server does not answer to.
+
+    Without keys every route is open to whoever reaches the port, so a page on another site
+    that rebinds its DNS name to loopback could read them: the Host header is what it cannot
+    choose. The name asked for is never repeated in the answer.
+    """
+
+    code = "host_not_allowed"
+
+
 class UnauthorizedError(JuryError):
     """No API key was given, or the key is unknown or revoked."""
 

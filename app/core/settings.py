@@ -134,9 +134,9 @@ class Settings(BaseSettings):
     # NoDecode: the environment gives a comma-separated list, read by the validator below.
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         default=LOOPBACK_HOSTS,
-        description="Host names the review pages answer to (ports aside); any other Host "
-        "header is refused, which stops DNS rebinding. '*' admits every name: only behind a "
-        "proxy that checks the Host itself.",
+        description="Host names the review pages, and every keyless (local mode) request, "
+        "answer to (ports aside); any other Host header is refused, which stops DNS "
+        "rebinding. '*' admits every name: only behind a proxy that checks the Host itself.",
     )
     session_secret: SecretStr | None = Field(
         default=None,

@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.core.errors import ForbiddenError
+from app.core.errors import ForbiddenError, HostNotAllowedError
 from app.http.deps import RuntimeDep
+from app.http.sessions import host_allowed
 from app.security.models import Role
 from app.security.principal import Principal
 
@@ -30,8 +31,19 @@ async def authenticate(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Return the request's caller; ``resolve_actor`` reads it back from ``request.state``."""
+    """Return the request's caller; ``resolve_actor`` reads it back from ``request.state``.
+
+    A keyless caller (local mode) is admitted only under an allowed Host name: a key is what a
+    rebinding page cannot send, so with keys on the key check suffices.
+    """
     principal = await runtime.auth.authenticate(credentials.credentials if credentials else None)
+    if not principal.authenticated and not host_allowed(
+        request.headers.get("host", ""), runtime.settings.allowed_hosts
+    ):
+        raise HostNotAllowedError(
+            "this server does not answer to the host name in the request without an API key "
+            "(JURY_ALLOWED_HOSTS lists the names it answers to)"
+        )
     request.state.principal = principal
     return principal
 

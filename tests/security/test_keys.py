@@ -55,6 +55,23 @@ async def test_local_mode_needs_no_key_until_one_is_created(sqlite_database: str
     assert with_key.status_code == 200
 
 
+async def test_keyless_requests_answer_only_an_allowed_host(sqlite_database: str) -> None:
+    foreign = {"Host": "rebind.evil.example"}
+    async with serving(create_app(make_settings(sqlite_database))) as client:
+        rebound = await client.get("/verdicts", headers=foreign)
+        local = await client.get("/verdicts")
+        created = await client.post("/admin/keys", json={"name": "ops", "role": "admin"})
+        keyed = await client.get("/verdicts", headers={**foreign, **bearer(created.json()["key"])})
+
+    # Local mode: a page rebinding its name to loopback cannot read the open API.
+    assert rebound.status_code == 400
+    assert rebound.json()["error"] == "host_not_allowed"
+    assert "rebind.evil.example" not in rebound.text
+    assert local.status_code == 200
+    # With keys, the key is what a rebinding page cannot send: any Host may carry one.
+    assert keyed.status_code == 200
+
+
 async def test_a_revoked_key_is_refused_and_local_mode_does_not_come_back(
     sqlite_database: str,
 ) -> None:

@@ -135,7 +135,8 @@ def test_halves_keep_both_presentations_of_an_item_together() -> None:
     fit_items = [confidence for confidence, _ in fit_on]
     test_items = [confidence for confidence, _ in test_on]
     assert len(fit_on) + len(test_on) == 40
-    assert fit_on and test_on
+    assert fit_on
+    assert test_on
     assert set(fit_items).isdisjoint(test_items)
     assert all(fit_items.count(c) == 2 for c in fit_items)
     assert all(test_items.count(c) == 2 for c in test_items)
