@@ -18,6 +18,7 @@ from app.core.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    HostNotAllowedError,
     JuryError,
     PayloadTooLargeError,
     UnauthorizedError,
@@ -66,7 +67,8 @@ def _summary(error: type[JuryError]) -> str:
     return (error.__doc__ or error.code).strip().splitlines()[0]
 
 
-# What any route behind an API key may answer: no key, the wrong role, no database.
-AUTHENTICATED = (UnauthorizedError, ForbiddenError, UnavailableError)
+# What any route behind an API key may answer: no key, the wrong role, no database, and in
+# local mode (no key) a Host it does not answer to.
+AUTHENTICATED = (UnauthorizedError, ForbiddenError, UnavailableError, HostNotAllowedError)
 # What a route that reads a JSON body (and writes what it says) may answer besides.
 WITH_BODY = (BadRequestError, PayloadTooLargeError, ConflictError)
