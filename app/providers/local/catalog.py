@@ -39,7 +39,7 @@ class LocalModel(BaseModel):
     size: int = Field(gt=0)
     chat_format: str | None = Field(
         default=None,
-        description="llama-cpp-python chat_format; None uses the template embedded in the GGUF.",
+        description="llama-server built-in chat template; None uses the GGUF's own (Jinja) one.",
     )
     supports_system_role: bool = Field(
         default=True,
@@ -99,8 +99,8 @@ GEMMA3_270M: Final = LocalModel(
     ),
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     size=253_113_024,
-    # The base model's GGUF has no chat template, and llama-cpp-python would silently
-    # fall back to llama-2 tags; the Gemma turn markers are real tokens in its vocabulary.
+    # The base model's GGUF has no chat template, and llama-server would silently fall back
+    # to ChatML; the Gemma turn markers are real tokens in its vocabulary.
     chat_format="gemma",
     supports_system_role=False,
     notes="Base (not instruction-tuned) model: noisy, needs schema-constrained decoding.",

