@@ -6,7 +6,7 @@ exactly the same thing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from app.core.config import ModelSpec
 from app.providers.base import CompletionRequest
@@ -26,20 +26,49 @@ def chat_messages(spec: ModelSpec, request: CompletionRequest) -> list[dict[str,
     return rest
 
 
+# Length bounds on the free-text fields of a locally served model's schema, in characters. The
+# server's grammar enforces them while decoding: a small model cannot answer a bare label as
+# its reason (each would cost a repair call) nor ramble into ``max_tokens`` and be cut off
+# mid-JSON (invalid, and slow: decoding is most of a local call).
+LOCAL_TEXT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+    "reasoning": (20, 300),
+    "evidence": (0, 120),
+    "disagreement": (15, 300),
+    "note": (15, 150),
+}
+LOCAL_MAX_NOTES: Final = 10
+
+
+def bounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return ``schema`` with length bounds on the known free-text fields (for local models)."""
+    properties = {
+        name: _bounded_property(name, prop) for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": properties} if properties else schema
+
+
+def _bounded_property(name: str, prop: dict[str, Any]) -> dict[str, Any]:
+    """Bound one property: a known text field's length, an array's items and their fields."""
+    if prop.get("type") == "array" and isinstance(prop.get("items"), dict):
+        return {**prop, "items": bounded_schema(prop["items"]), "maxItems": LOCAL_MAX_NOTES}
+    bounds = LOCAL_TEXT_BOUNDS.get(name)
+    if bounds is None or "enum" in prop:
+        return prop
+    low, high = bounds
+    return {**prop, "minLength": low, "maxLength": high}
+
+
 def response_format(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any] | None:
     """Ask for JSON in the most constrained form the model's server supports."""
+    schema = request.output_schema if spec.local is None else bounded_schema(request.output_schema)
     if spec.structured_output == "json_schema":
         return {
             "type": "json_schema",
-            "json_schema": {
-                "name": request.schema_name,
-                "schema": request.output_schema,
-                "strict": True,
-            },
+            "json_schema": {"name": request.schema_name, "schema": schema, "strict": True},
         }
     if spec.structured_output == "json_object_schema":
         # llama.cpp's server: JSON mode constrained by a schema-derived grammar.
-        return {"type": "json_object", "schema": request.output_schema}
+        return {"type": "json_object", "schema": schema}
     if spec.structured_output == "json_object":
         return {"type": "json_object"}
     return None
