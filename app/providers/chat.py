@@ -31,12 +31,12 @@ def chat_messages(spec: ModelSpec, request: CompletionRequest) -> list[dict[str,
 # its reason (each would cost a repair call) nor ramble into ``max_tokens`` and be cut off
 # mid-JSON (invalid, and slow: decoding is most of a local call).
 LOCAL_TEXT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
-    "reasoning": (20, 300),
-    "evidence": (0, 120),
+    "reasoning": (20, 250),
+    "evidence": (0, 100),
     "disagreement": (15, 300),
-    "note": (15, 150),
+    "note": (15, 120),
 }
-LOCAL_MAX_NOTES: Final = 10
+LOCAL_MAX_NOTES: Final = 4
 
 
 def bounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
