@@ -63,6 +63,16 @@ def count_fail_open(config: JuryConfig, category: str, panel: str, options: Sequ
         metrics.FAIL_OPEN.labels(_category_label(config, category), panel).inc()
 
 
+def recorded_fail_open(config: JuryConfig, row: Verdict) -> VerdictOut | None:
+    """Return the fail-open answer of a recorded verdict, or None (decided, or fails closed).
+
+    The category is asked first, so that a fail-closed row's stored request is never parsed.
+    """
+    if row.status != "no_quorum" or fail_open_option(config, row.category, row.options) is None:
+        return None
+    return fail_open(config, undecided_of(row))
+
+
 def undecided_of(row: Verdict) -> Undecided:
     """Return what the fail-open answer of a recorded ``no_quorum`` verdict must repeat."""
     request = VerdictRequest.model_validate(row.request)

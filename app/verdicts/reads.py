@@ -10,7 +10,7 @@ from app.core.db import SessionMaker, session_scope
 from app.core.errors import NotFoundError
 from app.core.pages import Window
 from app.deliberation.schemas import VerdictIncomplete, VerdictOut, VerdictPage, VerdictSummary
-from app.verdicts.failmode import fail_open, undecided_of
+from app.verdicts.failmode import recorded_fail_open
 from app.verdicts.record.repository import VerdictFilter, VerdictRepository
 
 
@@ -37,7 +37,7 @@ class VerdictReads:
             if row.status == "completed" and row.response is not None:
                 return VerdictOut.model_validate(row.response)
             calls = await repository.calls(verdict_id)
-        opened = fail_open(self._config, undecided_of(row)) if row.status == "no_quorum" else None
+        opened = recorded_fail_open(self._config, row)
         return VerdictIncomplete.from_row(row, calls, fail_open=opened)
 
     async def ensure_visible(self, verdict_id: str, *, owner: int | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.config import JuryConfig
-from app.trust.choice import _halves, beats, choose_rules, fits_the_map
+from app.trust.choice import RuleChoice, _halves, beats, choose_rules, fits_the_map
 from app.trust.records import JurorRecord, OutcomeRecord
 from app.trust.selection import CategorySelection
 
@@ -63,8 +63,9 @@ CONFIG = JuryConfig.model_validate(
 )
 
 
-def choose(records: list[OutcomeRecord]) -> dict[str, CategorySelection]:
-    choice = choose_rules(
+def choose(records: list[OutcomeRecord]) -> RuleChoice:
+    """Choose rules over the x/y panel as a proposal would (30 outcomes, maps from 50)."""
+    return choose_rules(
         records,
         CONFIG,
         jurors={"x": "m", "y": "m"},
@@ -72,7 +73,6 @@ def choose(records: list[OutcomeRecord]) -> dict[str, CategorySelection]:
         calibration_min_evidence=50,
         active_maps={},
     )
-    return choice.selections
 
 
 def test_a_category_one_ballot_ahead_defers_to_the_pooled_rule() -> None:
@@ -81,7 +81,7 @@ def test_a_category_one_ballot_ahead_defers_to_the_pooled_rule() -> None:
     records = [record(i, "big", True, i % 3 == 0, f"b{i}") for i in range(60)]
     records += [record(i, "small", i not in (0, 1), i != 2, f"s{i}") for i in range(40)]
 
-    selections = choose(records)
+    selections = choose(records).selections
 
     assert selections["*"].chosen == "single:x"
     assert selections["small"].chosen == "global:single:x"
@@ -94,14 +94,7 @@ def test_the_threshold_is_tested_on_items_the_map_was_not_fitted_on() -> None:
         for i in range(120)
         for order in (0, 1)
     ]
-    choice = choose_rules(
-        records,
-        CONFIG,
-        jurors={"x": "m", "y": "m"},
-        min_evidence=30,
-        calibration_min_evidence=50,
-        active_maps={},
-    )
+    choice = choose(records)
     selection = choice.selections["*"]
 
     fit_on, test_on = _halves(selection)
@@ -158,14 +151,7 @@ def test_a_category_without_a_map_of_its_own_tests_with_the_pooled_map() -> None
         for i in range(20)
         for order in (0, 1)
     ]
-    choice = choose_rules(
-        records,
-        CONFIG,
-        jurors={"x": "m", "y": "m"},
-        min_evidence=30,
-        calibration_min_evidence=50,
-        active_maps={},
-    )
+    choice = choose(records)
 
     small = choice.selections["small"]
     _, test_on = _halves(small)
