@@ -82,8 +82,7 @@ def worker(
     """Deliberate the asynchronous verdicts queued on Redis (JURY_REDIS_URL); run several."""
     import logging
 
-    import anyio
-
+    from app.cli.process import run_to_exit
     from app.cli.worker import run_worker
 
     settings = _settings(config)
@@ -91,7 +90,7 @@ def worker(
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
-        anyio.run(run_worker, settings)
+        run_to_exit(lambda: run_worker(settings))
     except JuryError as exc:
         errors.print(f"[bold red]{exc.code}[/]: {exc.detail}")
         raise typer.Exit(2) from None
