@@ -39,7 +39,7 @@ from app.trust.service import TrustService
 router = APIRouter(tags=["trust"], responses=error_responses(*AUTHENTICATED))
 
 
-def get_trust_service(runtime: RuntimeDep, session: SessionDep) -> TrustService:
+async def get_trust_service(runtime: RuntimeDep, session: SessionDep) -> TrustService:
     """Return a trust service bound to the request's session."""
     return TrustService(session, config=runtime.config, policy=runtime.trust_policy)
 

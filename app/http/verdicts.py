@@ -37,17 +37,17 @@ from app.verdicts.record.repository import VerdictFilter
 router = APIRouter(tags=["verdicts"], responses=error_responses(*AUTHENTICATED))
 
 
-def get_verdict_reads(runtime: RuntimeDep) -> VerdictReads:
+async def get_verdict_reads(runtime: RuntimeDep) -> VerdictReads:
     """Return the process's verdict reads."""
     return runtime.verdict_reads
 
 
-def get_intake(runtime: RuntimeDep) -> Intake:
+async def get_intake(runtime: RuntimeDep) -> Intake:
     """Return the process's verdict intake."""
     return runtime.intake
 
 
-def get_progress(runtime: RuntimeDep) -> Progress:
+async def get_progress(runtime: RuntimeDep) -> Progress:
     """Return the process's progress streams."""
     return runtime.progress
 

@@ -81,3 +81,21 @@ class BudgetExceededError(ProviderError):
     """The call would exceed a spend cap."""
 
     kind = FailureKind.BUDGET
+
+
+def status_failure(status: int, detail: str) -> ProviderError:
+    """Return the typed failure an upstream's HTTP error status means.
+
+    408 timeout; 429 rate limited; 401, 403 auth; 400, 402, 404, 422 the request; any other
+    status the provider's side. Both transports use it: the direct one for every error answer,
+    the litellm one for an error litellm left generic (it raises ``APIError`` for a 403).
+    """
+    if status == 408:
+        return ProviderTimeoutError(detail)
+    if status == 429:
+        return ProviderRateLimitedError(detail)
+    if status in (401, 403):
+        return AuthError(detail)
+    if status in (400, 402, 404, 422):
+        return ProviderRequestError(detail)
+    return ProviderServerError(detail)

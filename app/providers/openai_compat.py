@@ -33,12 +33,11 @@ from app.providers.base import Completion, CompletionRequest
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
     MAX_DETAIL_CHARS,
-    AuthError,
     ProviderError,
-    ProviderRateLimitedError,
     ProviderRequestError,
     ProviderServerError,
     ProviderTimeoutError,
+    status_failure,
 )
 
 # Keyless servers (the config refuses api_key_env here); the same placeholder as litellm's.
@@ -133,13 +132,4 @@ def parse_completion(spec: ModelSpec, content: bytes) -> Completion:
 
 def status_error(status: int, text: str) -> ProviderError:
     """Map an HTTP error status onto Jury's typed failure, as the litellm path does."""
-    detail = f"HTTP {status}: {text}"[:MAX_DETAIL_CHARS]
-    if status == 408:
-        return ProviderTimeoutError(detail)
-    if status == 429:
-        return ProviderRateLimitedError(detail)
-    if status in (401, 403):
-        return AuthError(detail)
-    if status in (400, 402, 404, 422):
-        return ProviderRequestError(detail)
-    return ProviderServerError(detail)
+    return status_failure(status, f"HTTP {status}: {text}"[:MAX_DETAIL_CHARS])

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
+from detect_secrets.plugins.keyword import DENYLIST_REGEX
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
+from app.core import secrets
 from app.core.config import CategoryPolicy
 from app.core.db import create_engine
 from app.core.errors import SecretInInputError
@@ -199,3 +202,44 @@ async def test_responses_include_the_redacted_kinds_over_http_too(sqlite_databas
 
     assert clean.status_code == 200
     assert clean.json()["redacted"] == []
+
+
+# --- the whole-text pre-scan (app.core.secrets) ---------------------------------------------
+
+
+def _line_by_line(text: str) -> set[tuple[str, str]]:
+    """Return every hit as the scan did before its pre-scan: every pattern on every line."""
+    patterns = [(kind, pattern) for kind, pattern, _ in secrets._DETECTOR_PATTERNS]
+    return {
+        hit for line in text.splitlines() for hit in secrets._hits(line, patterns, keywords=True)
+    }
+
+
+def test_detector_patterns_keep_the_pre_scan_exact() -> None:
+    # A line's match is a match of the whole text only without these; see app.core.secrets.
+    for _kind, pattern, _ in secrets._DETECTOR_PATTERNS:
+        assert not re.search(r"\\A|\\Z|\(\?<[=!]", pattern.pattern), pattern.pattern
+
+
+def test_every_keyword_shape_needs_a_keyword() -> None:
+    for shape in secrets._KEYWORD_SHAPES:
+        for pattern in shape:
+            assert DENYLIST_REGEX.removesuffix(r"\w*") in pattern.pattern, pattern.pattern
+
+
+SCANNED = [
+    CONTEXT,
+    CONTEXT.replace("\n", "\r\n"),
+    "\n".join(CANARIES.values()),
+    "x" + "\rAKC" + "a" * 12 + "\r",  # artifactory: starts a line after a bare carriage return
+    'config:\n  password: "hunter2hunter2"\nsecret = "s3cr3t-value"\n',
+    '"abcdefgh" == my_password\nPASSWORD="Upper-Case-Value"\n',
+    f"token at the end {CANARIES['github_token']}\n{CANARIES['stripe_key']} at the start",
+    "no secret here, only a commit 3f5e9a1c7b2d4e6f8a0b1c2d3e4f5a6b7c8d9e0f\n" * 3,
+    "",
+]
+
+
+@pytest.mark.parametrize("text", SCANNED)
+def test_the_pre_scan_finds_what_a_line_by_line_scan_finds(text: str) -> None:
+    assert secrets.hits_in(text) == _line_by_line(text)

@@ -1,0 +1,92 @@
+"""litellm's failures over real HTTP map onto Jury's typed errors, on the path the provider sets.
+
+The provider sends ``openai/...`` models through litellm's own HTTP handler rather than the
+OpenAI SDK (``OPENAI_HTTP_HANDLER_ENV``); the mapping tested in test_litellm_provider.py starts
+from litellm's exceptions, these start from an upstream's status codes on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+
+from app.core.config import ModelSpec
+from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
+from app.providers.base import CompletionRequest, Message
+from app.providers.errors import (
+    AuthError,
+    ProviderError,
+    ProviderRateLimitedError,
+    ProviderRequestError,
+    ProviderServerError,
+)
+from app.providers.litellm_provider import OPENAI_HTTP_HANDLER_ENV, LiteLLMProvider
+
+pytestmark = pytest.mark.anyio
+
+
+async def _refuse(request: web.Request) -> web.Response:
+    """Answer with the status the model name asks for (``openai/status-429``)."""
+    body = await request.json()
+    status = int(str(body["model"]).rsplit("-", 1)[-1])
+    error = {"error": {"message": f"refused {status}", "type": "x"}}
+    return web.json_response(error, status=status)
+
+
+@asynccontextmanager
+async def refusing_upstream() -> AsyncIterator[str]:
+    """Serve the refusing upstream on a free loopback port; yield its ``/v1`` base URL."""
+    application = web.Application()
+    application.router.add_post("/v1/chat/completions", _refuse)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    finally:
+        await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+
+
+def _request() -> CompletionRequest:
+    return CompletionRequest(
+        messages=(Message(role="system", content="Judge."), Message(role="user", content="Ok?")),
+        schema_name=JUROR_SCHEMA_NAME,
+        output_schema=juror_schema(("approve", "reject")),
+        call_role="juror",
+        round_number=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, ProviderRequestError),
+        (401, AuthError),
+        (403, AuthError),
+        (404, ProviderRequestError),
+        (422, ProviderRequestError),
+        (429, ProviderRateLimitedError),
+        (500, ProviderServerError),
+        (503, ProviderServerError),
+    ],
+)
+async def test_upstream_statuses_map_onto_typed_failures(
+    status: int, expected: type[ProviderError]
+) -> None:
+    provider = LiteLLMProvider()
+    assert os.environ[OPENAI_HTTP_HANDLER_ENV] == "true"
+    async with refusing_upstream() as base:
+        spec = ModelSpec(
+            name="refusing", model=f"openai/status-{status}", family="fake", api_base=base
+        )
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(spec, _request())
+    assert type(caught.value) is expected
+    assert f"refused {status}" in caught.value.detail
