@@ -195,12 +195,9 @@ def _goals(
             floor.get("jury_over_floor_overhead_p50"),
             2.0,
         ),
+        # Issue 16's goal is the ceiling. Peak achieved v/s stays in the workers table only: it
+        # cannot pass the highest rate offered, so once both counts keep up it measures nothing.
         ("ceiling with 2 workers / with 1 (ratio ≥)", workers.get("ceiling_ratio"), 1.7),
-        (
-            "peak achieved v/s with 2 workers / with 1 (ratio ≥)",
-            workers.get("peak_achieved_ratio"),
-            1.7,
-        ),
         (
             "litellm transport CPU per verdict / openai_compatible's",
             None if litellm_ratio is None else round(litellm_ratio, 2),
