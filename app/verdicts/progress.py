@@ -43,7 +43,9 @@ STREAM_MAXLEN = 2_000
 @dataclass
 class _Log:
     entries: list[Event] = field(default_factory=list)
-    changed: anyio.Event = field(default_factory=anyio.Event)
+    # Made by the first follower that waits, set and dropped by the next append: most verdicts
+    # have no follower, and an Event costs a backend lookup to make.
+    changed: anyio.Event | None = None
 
 
 class MemoryLogs:
@@ -57,16 +59,20 @@ class MemoryLogs:
         """Add an event to its verdict's log and wake its followers."""
         log = self._log(event.verdict_id)
         log.entries.append(event)
-        log.changed.set()
-        log.changed = anyio.Event()
+        if log.changed is not None:
+            log.changed.set()
+            log.changed = None
 
     async def read(self, verdict_id: str, *, after: str, block_s: float) -> list[Entry]:
         """Return the events after ``after``, waiting up to ``block_s`` for one."""
         log = self._log(verdict_id)
         start = int(after) if after.isdigit() else 0
         if start >= len(log.entries) and block_s > 0:
+            if log.changed is None:
+                log.changed = anyio.Event()
+            changed = log.changed
             with anyio.move_on_after(block_s):
-                await log.changed.wait()
+                await changed.wait()
         return [(str(i + 1), e) for i, e in enumerate(log.entries) if i >= start]
 
     def _log(self, verdict_id: str) -> _Log:

@@ -31,7 +31,7 @@ import asyncio
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -73,13 +73,23 @@ class Unit:
     rowcount: int = 0  # of the UPDATE, once committed
     done: bool = False
     error: Exception | None = None
-    finished: anyio.Event = field(default_factory=anyio.Event)
+    # Made by the first waiter (``settled``), not per unit: most units are committed before
+    # anyone waits on them, and an Event costs a backend lookup to make.
+    finished: anyio.Event | None = None
+
+    async def settled(self) -> None:
+        """Return once the unit is committed or has failed (``settle``); commit nothing."""
+        if not self.done:
+            if self.finished is None:
+                self.finished = anyio.Event()
+            await self.finished.wait()
 
     def settle(self, error: Exception | None = None) -> None:
         """Mark the unit committed (or failed with ``error``) and wake whoever waits on it."""
         self.error = error
         self.done = True
-        self.finished.set()
+        if self.finished is not None:
+            self.finished.set()
 
 
 class RecordWriter:
@@ -140,7 +150,7 @@ class RecordWriter:
         for unit in units:
             while not unit.done:
                 if self._serving:
-                    await unit.finished.wait()
+                    await unit.settled()
                 else:
                     await self._commit_waiting()
         for unit in units:
@@ -256,7 +266,7 @@ def _steps(batch: Sequence[Unit]) -> list[_Step]:
         for table, values in unit.rows:
             rows.setdefault(table.name, []).append(values)
     steps: list[_Step] = [
-        (insert(table), rows[table.name], None) for table in _tables() if table.name in rows
+        (_insert(table), rows[table.name], None) for table in _tables() if table.name in rows
     ]
     steps.extend(
         (unit.update.statement, unit.update.params, unit)
@@ -273,6 +283,12 @@ def _tables() -> tuple[Table, ...]:
     Cached: ``sorted_tables`` sorts them anew at each access.
     """
     return tuple(SQLModel.metadata.sorted_tables)
+
+
+@functools.cache
+def _insert(table: Table) -> Executable:
+    """Return the INSERT of ``table``, built once: a statement is immutable and reusable."""
+    return insert(table)
 
 
 def _run_steps(connection: Connection, steps: list[_Step]) -> None:

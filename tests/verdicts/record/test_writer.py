@@ -203,7 +203,7 @@ async def test_a_submitted_unit_is_committed_without_anyone_waiting(
         await group.start(writer.run)
         unit = writer.submit([(VERDICTS, verdict_row("v1"))])
         with anyio.fail_after(10):
-            await unit.finished.wait()
+            await unit.settled()
         stored = await calls_of(sessionmaker, "v1")
         async with session_scope(sessionmaker) as session:
             row = await VerdictRepository(session).get("v1")
