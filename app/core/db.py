@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -54,7 +54,11 @@ logger = logging.getLogger(__name__)
 SessionMaker = async_sessionmaker[AsyncSession]
 
 # What the database work of the current task is for, named in the log of a refused statement.
-_subject: ContextVar[str | None] = ContextVar("jury_database_subject", default=None)
+# What the work is for: a name, or a function naming it when an error is logged (a name
+# that costs work to build, such as a batch's verdicts, is built only then).
+_subject: ContextVar[str | Callable[[], str] | None] = ContextVar(
+    "jury_database_subject", default=None
+)
 
 # PostgreSQL SQL state classes (and codes) that mean the server is not there to do the work:
 # connection exceptions, insufficient resources, operator intervention (a statement timeout,
@@ -219,8 +223,11 @@ async def session_scope(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSessio
 
 
 @contextmanager
-def about(subject: str) -> Iterator[None]:
-    """Name what the database work in this block is for (``verdict <id>``), for the error log."""
+def about(subject: str | Callable[[], str]) -> Iterator[None]:
+    """Name what the database work in this block is for (``verdict <id>``), for the error log.
+
+    ``subject`` may be a function returning the name: it is called only if an error is logged.
+    """
     token = _subject.set(subject)
     try:
         yield
@@ -234,7 +241,8 @@ def database_error(exc: BaseException) -> JuryError:
     if _unavailable(exc, state):
         return UnavailableError(f"database unavailable: {type(exc).__name__}")
     reference = _driver_error_name(exc) + (f" (SQL state {state})" if state else "")
-    subject = _subject.get() or "unnamed work"
+    named = _subject.get()
+    subject = (named() if callable(named) else named) or "unnamed work"
     # The parameters are left out on purpose: str(exc) would print a caller's data.
     if isinstance(exc, IntegrityError) or _in(state, _CONFLICT_STATES):
         # A race two requests can run into (one name created twice): expected, not a fault.

@@ -206,7 +206,7 @@ class RecordWriter:
     async def _commit(self, batch: Sequence[Unit]) -> None:
         """Run ``batch`` in one transaction: inserts, parents first, then the updates."""
         steps = _steps(batch)
-        with about(_verdicts_of(batch)):
+        with about(functools.partial(_verdicts_of, batch)):
             if self._threaded is None:
                 async with connection_scope(self._sessionmaker) as connection:
                     for statement, params, unit in steps:
