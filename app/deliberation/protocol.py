@@ -37,6 +37,7 @@ from app.deliberation.sequential import (
     StopConvening,
     stop_convening,
 )
+from app.providers.base import Message
 from app.providers.hub import ProviderHub
 
 StopReason = Literal["unanimous", "no_change", "max_rounds", "deadline", "budget"]
@@ -250,9 +251,11 @@ async def _ask_all(
     observer: Observer,
 ) -> None:
     """Ask ``sitting`` concurrently in round ``number``, appending each turn as it ends."""
+    # Round 1's messages are the same for every juror: built once (messages are immutable).
+    first = prompts.first_round(hearing.case) if number == 1 else None
 
     async def ask(juror: ModelSpec) -> None:
-        plan = _juror_plan(hearing, juror, number, previous)
+        plan = _juror_plan(hearing, juror, number, previous, first)
         outcome = await call_model(hub, plan, deadline=hearing.deadline)
         before = previous.get(juror.name)
         turn = JurorTurn(outcome=outcome, previous=before.position if before else None)
@@ -282,12 +285,16 @@ async def _end_round(
 
 
 def _juror_plan(
-    hearing: Hearing, juror: ModelSpec, number: int, previous: dict[str, JurorAnswer]
+    hearing: Hearing,
+    juror: ModelSpec,
+    number: int,
+    previous: dict[str, JurorAnswer],
+    first: tuple[Message, ...] | None,
 ) -> CallPlan[JurorAnswer]:
-    """Build a juror's call: independent in round 1, a rebuttal afterwards."""
+    """Build a juror's call: independent in round 1 (``first``), a rebuttal afterwards."""
     case = hearing.case
-    if number == 1:
-        messages = prompts.first_round(case)
+    if first is not None:
+        messages = first
     else:
         own = _argument("You", previous[juror.name])
         others = [answer for name, answer in previous.items() if name != juror.name]
