@@ -90,11 +90,25 @@ def shipped_evidence(
     return [run for run in runs if set(run.jurors) == set(chosen.jurors)]
 
 
+def per_dataset(evidence: list[DatasetEvidence]) -> list[DatasetEvidence]:
+    """Return one run per dataset: the one that scored the most items (the first on a tie).
+
+    Several folders may hold runs of one dataset (``truthfulqa/`` with 12 items on the old
+    runtime, ``truthfulqa-20/`` with 20): a one-line summary states each dataset once.
+    """
+    chosen: dict[str, DatasetEvidence] = {}
+    for run in evidence:
+        known = chosen.get(run.title)
+        if known is None or run.judge.n > known.judge.n:
+            chosen[run.title] = run
+    return list(chosen.values())
+
+
 def low_trust_note(evidence: list[DatasetEvidence]) -> str | None:
-    """Sum the evidence up in one line: how often this panel's verdict was right."""
+    """Sum the evidence up in one line: how often this panel's verdict was right, per dataset."""
     if not evidence:
         return None
-    scores = ", ".join(f"{run.judge.render()} on {run.title}" for run in evidence)
+    scores = ", ".join(f"{run.judge.render()} on {run.title}" for run in per_dataset(evidence))
     return (
         f"Low trust: this offline panel of small models is weak; on its dev sets the verdict "
         f"was right {scores} (`jury trust stats` has the per-juror numbers)."

@@ -106,6 +106,13 @@ class ModelSpec(Frozen):
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_tokens: int = Field(default=512, ge=16, le=32_768)
     temperature: float = Field(default=0.0, ge=0, le=2)
+    frequency_penalty: float | None = Field(
+        default=None,
+        ge=-2,
+        le=2,
+        description="OpenAI's frequency_penalty, for a small model that loops on a token "
+        "('1.5, 1.5, ...'); sent by transport openai_compatible only.",
+    )
     structured_output: StructuredOutput = "json_schema"
     max_concurrency: int | None = Field(default=None, ge=1, description="Shared call limit.")
     transport: Transport = Field(
@@ -171,6 +178,8 @@ class ModelSpec(Frozen):
                 f"'{self.name}': transport openai_compatible needs an api_base and no "
                 "api_key_env (a keyless self-hosted server)"
             )
+        if self.frequency_penalty is not None and self.transport != "openai_compatible":
+            raise ValueError(f"'{self.name}': frequency_penalty needs transport openai_compatible")
         return self
 
 

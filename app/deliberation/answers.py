@@ -7,7 +7,14 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.providers.errors import InvalidOutputError
 
@@ -57,14 +64,27 @@ class DissenterNote(BaseModel):
 
 
 class JudgeAnswer(BaseModel):
-    """The judge's verdict on a transcript."""
+    """The judge's verdict on a transcript.
+
+    A split panel's judge is asked for ``sides`` (the strongest argument for each position
+    held, keyed by the position's label) rather than free prose: the schema then names every
+    position by construction, and ``disagreement`` is rendered from them. A judge may still
+    answer a free ``disagreement`` (hosted models asked by older prompts, scripted judges).
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     verdict: str
     confidence: float
-    disagreement: str = Field(max_length=4000)
+    disagreement: str | None = Field(default=None, max_length=4000)
+    sides: dict[str, str] | None = Field(default=None, max_length=10)
     dissenter_notes: list[DissenterNote] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _summarised(self) -> JudgeAnswer:
+        if self.disagreement is None and self.sides is None:
+            raise ValueError("give the disagreement (or the sides)")
+        return self
 
     @field_validator("confidence", mode="before")
     @classmethod
@@ -87,25 +107,51 @@ def juror_schema(options: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def judge_schema(options: Sequence[str]) -> dict[str, Any]:
-    """Return the JSON schema the judge must answer in."""
+def judge_schema(
+    options: Sequence[str], positions: Iterable[str] = (), labels: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Return the JSON schema the judge must answer in.
+
+    ``positions`` are the jurors' final positions: when they differ, the judge gives
+    ``sides``, one argument per position held, instead of a free ``disagreement``. ``labels``
+    are the jurors' anonymous labels: a dissenter note must name one of them.
+    """
+    held = held_positions(positions)
+    juror: dict[str, Any] = (
+        {"type": "string", "enum": list(labels)} if labels else {"type": "string"}
+    )
     note = {
         "type": "object",
-        "properties": {"juror": {"type": "string"}, "note": {"type": "string"}},
+        "properties": {"juror": juror, "note": {"type": "string"}},
         "required": ["juror", "note"],
         "additionalProperties": False,
     }
+    summary: dict[str, Any] = {"type": "string"}
+    key = "disagreement"
+    if len(held) > 1:
+        key = "sides"
+        summary = {
+            "type": "object",
+            "properties": {position: {"type": "string"} for position in held},
+            "required": held,
+            "additionalProperties": False,
+        }
     return {
         "type": "object",
         "properties": {
             "verdict": {"type": "string", "enum": list(options)},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "disagreement": {"type": "string"},
+            key: summary,
             "dissenter_notes": {"type": "array", "items": note},
         },
-        "required": ["verdict", "confidence", "disagreement", "dissenter_notes"],
+        "required": ["verdict", "confidence", key, "dissenter_notes"],
         "additionalProperties": False,
     }
+
+
+def held_positions(positions: Iterable[str]) -> list[str]:
+    """Return the distinct positions held, in a stable order."""
+    return sorted(set(positions))
 
 
 def parse_juror_answer(text: str, options: Sequence[str]) -> JurorAnswer:
@@ -129,10 +175,13 @@ def parse_judge_answer(
     must be a sentence: "The jurors disagreed." tells the agent nothing it did not know.
     """
     answer = _validate(JudgeAnswer, text)
-    held = sorted(set(positions))
+    held = held_positions(positions)
+    if answer.sides is not None:
+        answer = _with_sides_rendered(answer, held, options)
+    disagreement = answer.disagreement or ""
     if len(held) > 1:
-        _require_reason("disagreement", answer.disagreement, options)
-        missing = [p for p in held if not _names(answer.disagreement, p)]
+        _require_reason("disagreement", disagreement, options)
+        missing = [p for p in held if not _names(disagreement, p)]
         if missing:
             raise InvalidOutputError(
                 f"disagreement: name each position the jurors held ({', '.join(held)}) and the "
@@ -143,14 +192,46 @@ def parse_judge_answer(
     return answer.model_copy(update={"verdict": match_option(answer.verdict, options)})
 
 
+def _with_sides_rendered(
+    answer: JudgeAnswer, held: Sequence[str], options: Sequence[str]
+) -> JudgeAnswer:
+    """Check the judge's ``sides`` and render them as its ``disagreement``."""
+    assert answer.sides is not None
+    given = {match_option(label, options): text.strip() for label, text in answer.sides.items()}
+    # In the order of the positions held, then any other the judge argued for.
+    sides = {position: given[position] for position in held if position in given} | given
+    missing = [position for position in held if position not in sides]
+    if missing:
+        raise InvalidOutputError(f"sides: give the argument for {', '.join(missing)} too")
+    for position, text in sides.items():
+        _require_reason(f"sides.{position}", text, options)
+    if len(sides) == 1:
+        ((position, text),) = sides.items()
+        rendered = f"The jurors agreed on {position}: {text}"
+    else:
+        rendered = " ".join(
+            f"For {position}: {_sentence(text)}" for position, text in sides.items()
+        )
+    return answer.model_copy(update={"disagreement": rendered})
+
+
+def _sentence(text: str) -> str:
+    """End ``text`` with a full stop unless it already ends a sentence."""
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def words(text: str) -> list[str]:
     """Return the words of ``text`` (letters and digits, with inner apostrophes and hyphens)."""
     return _WORD.findall(text)
 
 
 def _require_reason(field: str, text: str, options: Sequence[str]) -> None:
-    """Raise ``InvalidOutputError`` unless ``text`` is a sentence rather than a label."""
-    said = words(text)
+    """Raise ``InvalidOutputError`` unless ``text`` is a sentence rather than a label.
+
+    Numbers are not words here: "1.0, 1.0, 1.0" (a small model looping on the confidence) is
+    filler, not a reason.
+    """
+    said = [word for word in words(text) if any(char.isalpha() for char in word)]
     labels = {option.casefold() for option in options}
     if " ".join(said).casefold() in labels or len(said) < MIN_REASON_WORDS:
         raise InvalidOutputError(

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.providers.base import Message
 
-PROMPT_VERSION = "2026-12-01.1"
+PROMPT_VERSION = "2026-12-02.1"
 
 JUROR_SYSTEM = (
     "You are a careful, independent juror on a panel. You judge the question on its merits and "
@@ -37,6 +37,13 @@ JUDGE_FORMAT = (
     'if they agreed, "The jurors agreed.") and "dissenter_notes" (a list with one {"juror": '
     'label, "note": a sentence on why that juror dissented} for each juror whose final '
     "position differs from your verdict)."
+)
+JUDGE_SIDES_FORMAT = (
+    'Answer in JSON with the keys "verdict" (exactly one of the option labels), "confidence" '
+    '(a number from 0 to 1), "sides" (for each position the jurors held, keyed by its option '
+    "label: the strongest argument given for it, in one sentence of at most 20 words) and "
+    '"dissenter_notes" (a list with one {"juror": label, "note": a sentence on why that juror '
+    "dissented} for each juror whose final position differs from your verdict)."
 )
 REBUTTAL_RULES = (
     "Reconsider your position. Change it only if an argument above shows that you were wrong; "
@@ -116,14 +123,19 @@ def rebuttal_round(case: Case, own: Argument, others: Sequence[Argument]) -> tup
 
 
 def judge_call(case: Case, rounds: Sequence[Sequence[Argument]]) -> tuple[Message, ...]:
-    """Return the messages of the judge's call over the anonymised transcript."""
+    """Return the messages of the judge's call over the anonymised transcript.
+
+    When the last round is split, the judge is asked for the argument of each side
+    (``sides``): the schema then names every position held.
+    """
     transcript = "\n\n".join(
         f"Round {number}:\n" + "\n".join(render_argument(a) for a in arguments)
         for number, arguments in enumerate(rounds, start=1)
     )
+    split = len({argument.position for argument in rounds[-1]}) > 1 if rounds else False
     body = (
         f"{describe_case(case)}\n\nThe jury's deliberation, with jurors anonymised:\n\n"
-        f"{transcript}\n\nDecide the verdict.\n{JUDGE_FORMAT}"
+        f"{transcript}\n\nDecide the verdict.\n{JUDGE_SIDES_FORMAT if split else JUDGE_FORMAT}"
     )
     return (Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=body))
 

@@ -344,7 +344,9 @@ async def _run_judge(
         round_number=1,
         messages=prompts.judge_call(case, rounds),
         schema_name=JUDGE_SCHEMA_NAME,
-        schema=judge_schema(case.options),
+        schema=judge_schema(
+            case.options, _final_positions(rounds), [a.label for a in rounds[-1]] if rounds else ()
+        ),
         parse=lambda text: parse_judge_answer(text, case.options, _final_positions(rounds)),
         metadata=case.metadata,
     )

@@ -30,13 +30,21 @@ def chat_messages(spec: ModelSpec, request: CompletionRequest) -> list[dict[str,
 # server's grammar enforces them while decoding: a small model cannot answer a bare label as
 # its reason (each would cost a repair call) nor ramble into ``max_tokens`` and be cut off
 # mid-JSON (invalid, and slow: decoding is most of a local call).
+# Decoding is most of a local call (a 0.5B model on one core: about 10 tokens/s), so the bounds
+# are as tight as a sentence allows: the position is decoded before the reasoning, so a shorter
+# reason costs no accuracy in the round itself.
 LOCAL_TEXT_BOUNDS: Final[dict[str, tuple[int, int]]] = {
-    "reasoning": (20, 250),
-    "evidence": (0, 100),
-    "disagreement": (15, 300),
-    "note": (15, 120),
+    "reasoning": (20, 160),
+    "evidence": (0, 60),
+    "disagreement": (15, 200),
+    # Each value of a split panel's "sides" (the argument for one position).
+    "sides": (15, 120),
+    "note": (15, 100),
 }
-LOCAL_MAX_NOTES: Final = 4
+LOCAL_MAX_NOTES: Final = 2
+# A split panel's local judge gives each side's argument ("sides"), the dissenting side's
+# included, and no per-juror notes: on two cores they doubled its decoding for no new argument.
+LOCAL_MAX_NOTES_WITH_SIDES: Final = 0
 
 
 def bounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +52,9 @@ def bounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
     properties = {
         name: _bounded_property(name, prop) for name, prop in schema.get("properties", {}).items()
     }
+    notes = properties.get("dissenter_notes")
+    if "sides" in properties and notes is not None:
+        properties["dissenter_notes"] = {**notes, "maxItems": LOCAL_MAX_NOTES_WITH_SIDES}
     return {**schema, "properties": properties} if properties else schema
 
 
@@ -51,6 +62,13 @@ def _bounded_property(name: str, prop: dict[str, Any]) -> dict[str, Any]:
     """Bound one property: a known text field's length, an array's items and their fields."""
     if prop.get("type") == "array" and isinstance(prop.get("items"), dict):
         return {**prop, "items": bounded_schema(prop["items"]), "maxItems": LOCAL_MAX_NOTES}
+    if prop.get("type") == "object" and name in LOCAL_TEXT_BOUNDS:
+        # An object of free texts keyed by label ("sides"): each value gets the object's bounds.
+        children = prop.get("properties", {})
+        return {
+            **prop,
+            "properties": {key: _bounded_property(name, c) for key, c in children.items()},
+        }
     bounds = LOCAL_TEXT_BOUNDS.get(name)
     if bounds is None or "enum" in prop:
         return prop

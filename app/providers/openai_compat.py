@@ -107,6 +107,8 @@ def request_body(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
         "max_tokens": spec.max_tokens,
         "temperature": spec.temperature,
     }
+    if spec.frequency_penalty is not None:
+        body["frequency_penalty"] = spec.frequency_penalty
     fmt = response_format(spec, request)
     if fmt is not None:
         body["response_format"] = fmt

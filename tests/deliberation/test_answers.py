@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from app.deliberation import prompts
 from app.deliberation.answers import parse_judge_answer, parse_juror_answer
 from app.providers.errors import FailureKind, InvalidOutputError
 from tests.builders import step
@@ -32,7 +33,9 @@ def judge_text(disagreement: str, notes: tuple[str, ...] = ()) -> str:
     )
 
 
-@pytest.mark.parametrize("reasoning", ["reject", "Reject.", " no ", "B is", "...", "\u2014"])
+@pytest.mark.parametrize(
+    "reasoning", ["reject", "Reject.", " no ", "B is", "...", "\u2014", "1.0, 1.0, 1.0, 1.0"]
+)
 def test_a_bare_label_or_an_empty_rationale_is_invalid_output(reasoning: str) -> None:
     with pytest.raises(InvalidOutputError, match=r"^reasoning: .* is a label, not a reason"):
         parse_juror_answer(juror_text(reasoning), OPTIONS)
@@ -61,6 +64,36 @@ def test_a_disagreement_must_name_every_position_held() -> None:
         positions,
     )
     assert answer.verdict == "reject"
+
+
+def sides_text(sides: dict[str, str]) -> str:
+    return json.dumps(
+        {"verdict": "reject", "confidence": 0.7, "sides": sides, "dissenter_notes": []}
+    )
+
+
+def test_a_split_panels_sides_become_a_disagreement_naming_each_position() -> None:
+    positions = ["approve", "reject", "reject"]
+    answer = parse_judge_answer(
+        sides_text({"reject": "There is no backup step", "approve": "The tests pass on CI."}),
+        OPTIONS,
+        positions,
+    )
+    assert answer.disagreement == (
+        "For approve: The tests pass on CI. For reject: There is no backup step."
+    )
+    with pytest.raises(InvalidOutputError, match=r"^sides: give the argument for approve too$"):
+        parse_judge_answer(sides_text({"reject": "There is no backup step."}), OPTIONS, positions)
+    with pytest.raises(InvalidOutputError, match=r"^sides\.approve: 'approve' is a label"):
+        parse_judge_answer(
+            sides_text({"reject": "There is no backup step.", "approve": "approve"}),
+            OPTIONS,
+            positions,
+        )
+    with pytest.raises(InvalidOutputError, match="give the disagreement"):
+        parse_judge_answer(
+            json.dumps({"verdict": "reject", "confidence": 0.7, "dissenter_notes": []}), OPTIONS
+        )
 
 
 def test_agreeing_jurors_need_no_named_sides_but_a_note_is_a_sentence() -> None:
@@ -108,3 +141,16 @@ async def test_a_judge_that_does_not_name_the_sides_is_repaired_then_failed() ->
     assert "name each position the jurors held (approve, reject)" in (
         transcript.judge.failure.detail
     )
+
+
+def test_a_split_last_round_asks_the_judge_for_each_sides_argument() -> None:
+    case = prompts.Case(question="Ship it?", options=OPTIONS, context=None, nonce="n")
+    approve = prompts.Argument("Juror B", "approve", 0.9, "The tests pass on CI.")
+    reject = prompts.Argument("Juror A", "reject", 0.8, "There is no backup step.")
+    split = prompts.judge_call(case, [[approve, reject], [reject, reject]])[1].content
+    # Only the last round decides: this one is unanimous, so no sides.
+    assert '"sides"' not in split
+    assert '"disagreement"' in split
+    assert "The tests pass on CI." in split
+    still_split = prompts.judge_call(case, [[approve, reject]])[1].content
+    assert '"sides"' in still_split

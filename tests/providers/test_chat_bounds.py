@@ -60,6 +60,28 @@ def test_local_judge_notes_are_bounded_inside_the_array() -> None:
     assert notes["maxItems"] >= 1
 
 
+def test_a_split_panels_local_judge_gives_bounded_sides_and_no_notes() -> None:
+    schema = judge_schema(["yes", "no"], ["yes", "no", "no"], ["Juror A", "Juror B"])
+    properties = _sent_schema(_spec(local=True), schema)["properties"]
+    assert "disagreement" not in properties
+    sides = properties["sides"]
+    assert sides["required"] == ["no", "yes"]
+    low, high = LOCAL_TEXT_BOUNDS["sides"]
+    for position in ("yes", "no"):
+        assert (
+            sides["properties"][position]["minLength"],
+            sides["properties"][position]["maxLength"],
+        ) == (low, high)
+    # Each side's argument is in the sides, the dissenting one's included: no per-juror notes.
+    assert properties["dissenter_notes"]["maxItems"] == 0
+    juror = properties["dissenter_notes"]["items"]["properties"]["juror"]
+    assert juror == {"type": "string", "enum": ["Juror A", "Juror B"]}
+    # A hosted judge is asked for the same sides, unbounded, and may add notes.
+    hosted = _sent_schema(_spec(local=False), schema)["properties"]
+    assert "maxItems" not in hosted["dissenter_notes"]
+    assert "maxLength" not in hosted["sides"]["properties"]["yes"]
+
+
 def test_hosted_model_gets_the_schema_unchanged() -> None:
     schema = juror_schema(["yes", "no"])
     assert _sent_schema(_spec(local=False), schema) == schema

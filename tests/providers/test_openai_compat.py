@@ -79,6 +79,13 @@ def test_the_body_is_the_litellm_request_without_the_provider_prefix() -> None:
     assert body["messages"][1] == {"role": "user", "content": "Ok?"}
     assert (body["max_tokens"], body["temperature"]) == (64, 0.2)
     assert body["response_format"]["json_schema"]["name"] == JUROR_SCHEMA_NAME
+    assert "frequency_penalty" not in body
+
+
+def test_a_frequency_penalty_is_sent_only_by_the_direct_transport() -> None:
+    assert request_body(spec(frequency_penalty=0.5), request())["frequency_penalty"] == 0.5
+    with pytest.raises(ValueError, match="frequency_penalty needs transport openai_compatible"):
+        spec(transport="litellm", frequency_penalty=0.5)
 
 
 @pytest.mark.parametrize(

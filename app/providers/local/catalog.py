@@ -45,6 +45,11 @@ class LocalModel(BaseModel):
         default=True,
         description="False when the chat format drops system messages (send them as user text).",
     )
+    sliding_window: bool = Field(
+        default=False,
+        description="The model has sliding-window attention layers (served with --swa-full so "
+        "that the server can reuse a cached prompt prefix).",
+    )
     notes: str = ""
 
     @model_validator(mode="after")
@@ -103,6 +108,7 @@ GEMMA3_270M: Final = LocalModel(
     # to ChatML; the Gemma turn markers are real tokens in its vocabulary.
     chat_format="gemma",
     supports_system_role=False,
+    sliding_window=True,
     notes="Base (not instruction-tuned) model: noisy, needs schema-constrained decoding.",
 )
 

@@ -177,6 +177,10 @@ def server_command(spec: LocalServerSpec, model_file: Path, binary: Path) -> lis
         "--cache-ram", str(CACHE_RAM_MIB),
         "--no-webui",
     ]  # fmt: skip
+    if spec.model.sliding_window:
+        # Without the full-size sliding-window cache, llama-server cannot reuse any of the
+        # last prompt (Gemma 3 re-read all of a rebuttal's 460 tokens).
+        command.append("--swa-full")
     if spec.model.chat_format is not None:
         # A built-in template by name is only understood by the legacy (non-Jinja) path.
         command += ["--no-jinja", "--chat-template", spec.model.chat_format]

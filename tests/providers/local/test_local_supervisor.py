@@ -94,6 +94,8 @@ def test_command_names_alias_port_and_chat_template(tmp_path: Path) -> None:
     assert "--threads 2" in joined
     assert "--ctx-size 2048 --parallel 1" in joined
     assert "--cache-reuse" in joined
+    # Gemma 3's sliding-window layers: without the full cache no prompt prefix is reused.
+    assert "--swa-full" in command
 
 
 def test_slots_share_the_context(tmp_path: Path) -> None:
@@ -103,6 +105,7 @@ def test_slots_share_the_context(tmp_path: Path) -> None:
     assert "--ctx-size 4096 --parallel 2" in joined
     # A model with its own template keeps the Jinja path.
     assert "--no-jinja" not in joined
+    assert "--swa-full" not in joined
 
 
 def test_missing_runtime_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
