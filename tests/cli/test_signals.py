@@ -27,7 +27,9 @@ def wait_for_a_running_verdict(database: Path, process: subprocess.Popen[bytes])
         time.sleep(0.1)
 
 
-def test_sigterm_mid_verdict_records_it_as_interrupted(sqlite_database: str, tmp_path: Path) -> None:
+def test_sigterm_mid_verdict_records_it_as_interrupted(
+    sqlite_database: str, tmp_path: Path
+) -> None:
     database = Path(sqlite_database.split(":///", 1)[1])
     config = slow_panel_file(tmp_path / "slow.yaml")  # jurors that take 3 s each
     environ = {"JURY_DATABASE_URL": sqlite_database, "JURY_AUTO_MIGRATE": "false"}
