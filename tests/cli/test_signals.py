@@ -31,7 +31,8 @@ def test_sigterm_mid_verdict_records_it_as_interrupted(
     sqlite_database: str, tmp_path: Path
 ) -> None:
     database = Path(sqlite_database.split(":///", 1)[1])
-    config = slow_panel_file(tmp_path / "slow.yaml")  # jurors that take 3 s each
+    # Jurors that take 60 s: the signal lands while they deliberate, never after the record.
+    config = slow_panel_file(tmp_path / "slow.yaml", juror_s=60)
     environ = {"JURY_DATABASE_URL": sqlite_database, "JURY_AUTO_MIGRATE": "false"}
     command = [sys.executable, "-c", "from app.cli.main import main; main()"]
     with subprocess.Popen(

@@ -170,10 +170,11 @@ async def test_serve_takes_up_the_verdicts_a_previous_process_left_queued(
 # --- a worker killed mid-verdict --------------------------------------------------------------
 
 
-def slow_panel_file(path: Path) -> Path:
-    """Write a config whose two jurors take 3 s each, so that a worker can be killed mid-way."""
-    juror = {"model": "scripted", "timeout_s": 30}
-    answer = {"position": "approve", "confidence": 0.8, "latency_ms": 3000}
+def slow_panel_file(path: Path, *, juror_s: float = 3) -> Path:
+    """Write a config whose two jurors take ``juror_s`` each, so that a worker can be killed
+    mid-way."""
+    juror = {"model": "scripted", "timeout_s": max(30, juror_s * 2)}
+    answer = {"position": "approve", "confidence": 0.8, "latency_ms": int(juror_s * 1000)}
     raw = {
         "protocol": {"default_options": ["approve", "reject"], "max_rounds": 1, "quorum": 2},
         "jurors": [
