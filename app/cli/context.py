@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -37,6 +38,25 @@ def _local_progress(message: str) -> None:
     errors.print(f"[dim]local models: {message}[/]")
 
 
+class TerminatedError(Exception):
+    """The command was stopped by SIGTERM, after its runtime closed."""
+
+
+async def _cancel_on_sigterm(scope: anyio.CancelScope, terminated: anyio.Event) -> None:
+    """Cancel ``scope`` on SIGTERM, so that the runtime's clean-up runs.
+
+    By default SIGTERM kills the interpreter where it stands: no finally block runs, so the local
+    llama-servers the command started (each in a session of its own) outlive it and a verdict
+    in progress stays "running". Not by way of SIGINT: a process started in the background by
+    a shell without job control inherits SIGINT ignored.
+    """
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            terminated.set()
+            scope.cancel()
+            return
+
+
 def run_in_runtime(
     settings: Settings,
     work: Callable[[Runtime], Awaitable[T]],
@@ -47,11 +67,29 @@ def run_in_runtime(
     it, and turn Jury errors into a clean exit."""
 
     async def main() -> T:
-        async with open_runtime(settings, config=config, progress=_local_progress) as runtime:
-            return await work(runtime)
+        terminated = anyio.Event()
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_sigterm, group.cancel_scope, terminated)
+            try:
+                async with open_runtime(
+                    settings, config=config, progress=_local_progress
+                ) as runtime:
+                    result = await work(runtime)
+            except Exception as exc:  # raised below, outside the group: not in an ExceptionGroup
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if terminated.is_set():
+            raise TerminatedError
+        return result
 
     try:
         return anyio.run(main)
+    except TerminatedError:
+        errors.print("[bold red]terminated[/]: SIGTERM; the runtime was closed first")
+        raise typer.Exit(128 + signal.SIGTERM) from None
     except NoQuorumError as exc:
         errors.print(f"[bold red]no quorum[/]: {exc.detail}")
         errors.print(json.dumps(exc.body(), indent=2))

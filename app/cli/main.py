@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -322,14 +320,5 @@ def config_check(config: ConfigOption = None) -> None:
 
 
 def main() -> None:
-    """Run the CLI; SIGTERM ends a command as Ctrl-C does."""
-    # By default SIGTERM kills the interpreter where it stands: no finally block runs, so the
-    # local llama-servers a command started (each in a session of its own) outlive it and a
-    # verdict in progress stays "running". As SIGINT, asyncio cancels the command's main task
-    # and its clean-up runs. Commands that serve (serve, worker) install their own handlers.
-    signal.signal(signal.SIGTERM, _interrupt)
+    """Run the CLI."""
     app()
-
-
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    signal.raise_signal(signal.SIGINT)
