@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.settings import REPO_CONFIG_DIR
+from eval.chat_upstreams import chat_upstream
 from eval.perf import procs
 from eval.redis_servers import RedisServer, redis_server
 from eval.tcp_relay import relay
@@ -749,16 +750,8 @@ async def echoing_upstream() -> AsyncIterator[tuple[str, list[int]]]:
         status = 401 if CANARY_KEY in authorization else 500
         return web.json_response({"error": {"message": message, "type": "invalid"}}, status=status)
 
-    application = web.Application()
-    application.router.add_post("/v1/chat/completions", refuse)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1", calls
-    finally:
-        await runner.cleanup()
+    async with chat_upstream(refuse) as api_base:
+        yield api_base, calls
 
 
 def canary_jurors(api_base: str) -> list[dict[str, Any]]:

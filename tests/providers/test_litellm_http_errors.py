@@ -26,6 +26,7 @@ from app.providers.errors import (
     ProviderServerError,
 )
 from app.providers.litellm_provider import OPENAI_HTTP_HANDLER_ENV, LiteLLMProvider
+from eval.chat_upstreams import chat_upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -41,17 +42,11 @@ async def _refuse(request: web.Request) -> web.Response:
 @asynccontextmanager
 async def refusing_upstream() -> AsyncIterator[str]:
     """Serve the refusing upstream on a free loopback port; yield its ``/v1`` base URL."""
-    application = web.Application()
-    application.router.add_post("/v1/chat/completions", _refuse)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    finally:
-        await close_litellm_async_clients()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
+    async with chat_upstream(_refuse) as api_base:
+        try:
+            yield api_base
+        finally:
+            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
 
 
 def _request() -> CompletionRequest:

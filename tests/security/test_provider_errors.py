@@ -21,6 +21,7 @@ from sqlalchemy import text
 from app.core.config import JuryConfig
 from app.core.db import create_engine
 from app.core.secrets import scrub
+from eval.chat_upstreams import chat_upstream
 from tests.builders import app_client, make_settings, scripted_config, step
 
 pytestmark = pytest.mark.anyio
@@ -56,17 +57,8 @@ async def _echo_error(request: web.Request) -> web.Response:
 @asynccontextmanager
 async def echoing_upstream() -> AsyncIterator[str]:
     """Serve the echoing upstream on a free loopback port; yield its ``/v1`` base URL."""
-    application = web.Application()
-    application.router.add_post("/v1/chat/completions", _echo_error)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        await runner.cleanup()
+    async with chat_upstream(_echo_error) as api_base:
+        yield api_base
 
 
 def _config(api_base: str) -> JuryConfig:
