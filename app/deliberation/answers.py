@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.providers.chat import LOCAL_TEXT_BOUNDS
 from app.providers.errors import InvalidOutputError
 
 JUROR_SCHEMA_NAME = "juror_position"
@@ -197,7 +198,7 @@ def _with_sides_rendered(
 ) -> JudgeAnswer:
     """Check the judge's ``sides`` and render them as its ``disagreement``."""
     assert answer.sides is not None
-    given = {match_option(label, options): text.strip() for label, text in answer.sides.items()}
+    given = {match_option(label, options): text for label, text in answer.sides.items()}
     # In the order of the positions held, then any other the judge argued for.
     sides = {position: given[position] for position in held if position in given} | given
     missing = [position for position in held if position not in sides]
@@ -207,7 +208,7 @@ def _with_sides_rendered(
         _require_reason(f"sides.{position}", text, options)
     if len(sides) == 1:
         ((position, text),) = sides.items()
-        rendered = f"The jurors agreed on {position}: {text}"
+        rendered = f"The jurors agreed on {position}: {_sentence(text)}"
     else:
         rendered = " ".join(
             f"For {position}: {_sentence(text)}" for position, text in sides.items()
@@ -215,9 +216,21 @@ def _with_sides_rendered(
     return answer.model_copy(update={"disagreement": rendered})
 
 
+_SIDE_CUT_AT: Final = LOCAL_TEXT_BOUNDS["sides"][1]
+
+
 def _sentence(text: str) -> str:
-    """End ``text`` with a full stop unless it already ends a sentence."""
-    return text if text.endswith((".", "!", "?")) else f"{text}."
+    """End ``text`` as a sentence, marking one the length bound cut off with an ellipsis.
+
+    A local judge's argument stops at the schema's bound, often mid-clause ("... is not a"): a
+    full stop there would present a fragment as the whole argument.
+    """
+    stripped = text.strip()
+    if stripped.endswith((".", "!", "?", "\u2026")):
+        return stripped
+    if len(text) >= _SIDE_CUT_AT:
+        return stripped.rstrip(" ,;:-\u2013\u2014") + "\u2026"
+    return f"{stripped}."
 
 
 def words(text: str) -> list[str]:

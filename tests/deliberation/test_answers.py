@@ -8,6 +8,7 @@ import pytest
 
 from app.deliberation import prompts
 from app.deliberation.answers import parse_judge_answer, parse_juror_answer
+from app.providers.chat import LOCAL_TEXT_BOUNDS
 from app.providers.errors import FailureKind, InvalidOutputError
 from tests.builders import step
 
@@ -94,6 +95,21 @@ def test_a_split_panels_sides_become_a_disagreement_naming_each_position() -> No
         parse_judge_answer(
             json.dumps({"verdict": "reject", "confidence": 0.7, "dissenter_notes": []}), OPTIONS
         )
+
+
+def test_an_argument_cut_at_the_local_bound_ends_in_an_ellipsis_not_a_full_stop() -> None:
+    bound = LOCAL_TEXT_BOUNDS["sides"][1]
+    cut = ("Juror A believes that dropping the table frees space, but the data " * 3)[:bound]
+    assert len(cut) == bound
+    assert cut.endswith("space,")
+    answer = parse_judge_answer(
+        sides_text({"reject": "There is no backup step", "approve": cut}),
+        OPTIONS,
+        ["approve", "reject"],
+    )
+    assert answer.disagreement == (
+        f"For approve: {cut[:-1]}\u2026 For reject: There is no backup step."
+    )
 
 
 def test_agreeing_jurors_need_no_named_sides_but_a_note_is_a_sentence() -> None:
