@@ -29,6 +29,11 @@ JUROR_LATENCY = Histogram(
 ROUNDS = Histogram(
     "jury_rounds", "Rounds per verdict, the first included.", ["panel"], buckets=(1, 2, 3, 4, 5, 10)
 )
+READ_AHEADS = Counter(
+    "jury_judge_read_aheads_total",
+    "Judge prompts read ahead into a local server's cache while jurors deliberate, by outcome.",
+    ["judge", "outcome"],
+)
 SHIFTS = Counter("jury_shifts_total", "Position changes in rebuttal rounds.", ["juror"])
 TOKENS = Counter("jury_tokens_total", "Tokens used by model calls.", ["juror", "kind"])
 COST = Counter("jury_cost_usd_total", "Cost of model calls in US dollars.", ["juror"])

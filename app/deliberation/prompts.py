@@ -129,15 +129,36 @@ def judge_call(case: Case, rounds: Sequence[Sequence[Argument]]) -> tuple[Messag
     (``sides``): the schema then names every position held.
     """
     transcript = "\n\n".join(
-        f"Round {number}:\n" + "\n".join(render_argument(a) for a in arguments)
-        for number, arguments in enumerate(rounds, start=1)
+        _round_text(number, arguments) for number, arguments in enumerate(rounds, start=1)
     )
     split = len({argument.position for argument in rounds[-1]}) > 1 if rounds else False
     body = (
-        f"{describe_case(case)}\n\nThe jury's deliberation, with jurors anonymised:\n\n"
-        f"{transcript}\n\nDecide the verdict.\n{JUDGE_SIDES_FORMAT if split else JUDGE_FORMAT}"
+        f"{_judge_head(case)}{transcript}\n\n"
+        f"Decide the verdict.\n{JUDGE_SIDES_FORMAT if split else JUDGE_FORMAT}"
     )
     return (Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=body))
+
+
+def judge_opening(case: Case, rounds: Sequence[Sequence[Argument]]) -> tuple[Message, ...]:
+    """Return the judge's messages as far as they are known before round ``len(rounds) + 1``.
+
+    The user turn is a prefix of the judge's call over ``rounds`` and any later rounds, ending
+    with the next round's heading: a local server can read it into its prompt cache while the
+    jurors deliberate (``ProviderHub.prefill``).
+    """
+    done = "".join(
+        f"{_round_text(number, arguments)}\n\n" for number, arguments in enumerate(rounds, start=1)
+    )
+    body = f"{_judge_head(case)}{done}Round {len(rounds) + 1}:\n"
+    return (Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=body))
+
+
+def _judge_head(case: Case) -> str:
+    return f"{describe_case(case)}\n\nThe jury's deliberation, with jurors anonymised:\n\n"
+
+
+def _round_text(number: int, arguments: Sequence[Argument]) -> str:
+    return f"Round {number}:\n" + "\n".join(render_argument(a) for a in arguments)
 
 
 def repair(messages: Sequence[Message], bad_output: str, problem: str) -> tuple[Message, ...]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import anyio
+import anyio.abc
 
 from app.core.clock import Deadline
 from app.core.config import ModelSpec
@@ -136,6 +137,29 @@ class Hearing:
 async def deliberate(hub: ProviderHub, hearing: Hearing, observer: Observer) -> Transcript:
     """Run round 1, the rebuttal rounds and the judge; raise NoQuorumReachedError below quorum."""
     transcript = Transcript()
+    failure: Exception | None = None
+    async with anyio.create_task_group() as read_ahead:
+        try:
+            await _hear(hub, hearing, transcript, observer, read_ahead)
+        except Exception as exc:
+            # Raised outside the task group, so callers see it as it is, not in a group.
+            failure = exc
+        # A read-ahead still running has nothing left to prepare.
+        read_ahead.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return transcript
+
+
+async def _hear(
+    hub: ProviderHub,
+    hearing: Hearing,
+    transcript: Transcript,
+    observer: Observer,
+    read_ahead: anyio.abc.TaskGroup,
+) -> None:
+    """Hear the case into ``transcript``: round 1, the rebuttal rounds, then the judge."""
+    _read_ahead(hub, hearing, transcript, read_ahead)
     if hearing.sequential is not None:
         turns = await _convene(hub, hearing, hearing.sequential, transcript, observer)
     else:
@@ -146,6 +170,7 @@ async def deliberate(hub: ProviderHub, hearing: Hearing, observer: Observer) -> 
     number = 1
     decision = _stop_reason(hearing, transcript, number)
     while decision == "continue":
+        _read_ahead(hub, hearing, transcript, read_ahead)
         number += 1
         await _run_round(hub, hearing, transcript, number, observer)
         decision = _stop_reason(hearing, transcript, number)
@@ -153,7 +178,21 @@ async def deliberate(hub: ProviderHub, hearing: Hearing, observer: Observer) -> 
     if hearing.judge is not None:
         transcript.judge = await _run_judge(hub, hearing, transcript)
         await observer.judge_answered(transcript.judge)
-    return transcript
+
+
+def _read_ahead(
+    hub: ProviderHub, hearing: Hearing, transcript: Transcript, group: anyio.abc.TaskGroup
+) -> None:
+    """Let the judge's server read the judge's prompt as far as it is known, in the background.
+
+    A local judge spends a third of its call reading the transcript; the part known before the
+    next round (the case, the rounds so far) is read while the jurors deliberate, and the
+    judge's call reuses it from the server's prompt cache.
+    """
+    if hearing.judge is None or not hub.reads_ahead(hearing.judge):
+        return
+    opening = prompts.judge_opening(hearing.case, _judge_rounds(hearing, transcript))
+    group.start_soon(hub.prefill, hearing.judge, opening)
 
 
 def _stop_reason(
@@ -323,20 +362,7 @@ async def _run_judge(
 ) -> CallOutcome[JudgeAnswer]:
     """Ask the judge to decide over the anonymised transcript."""
     assert hearing.judge is not None
-    sat = {turn.juror for turn in transcript.rounds[0]} if transcript.rounds else set()
-    names = [juror.name for juror in hearing.jurors if juror.name in sat]
-    random.Random(f"{hearing.seed}:judge").shuffle(names)
-    transcript.judge_labels = {
-        name: f"Juror {label}" for name, label in zip(names, _labels(), strict=False)
-    }
-    rounds = [
-        [
-            _argument(transcript.judge_labels[t.juror], t.outcome.answer)
-            for t in turns
-            if t.outcome.answer is not None
-        ]
-        for turns in transcript.rounds
-    ]
+    rounds = _judge_rounds(hearing, transcript)
     case = hearing.case
     plan = CallPlan(
         spec=hearing.judge,
@@ -351,6 +377,28 @@ async def _run_judge(
         metadata=case.metadata,
     )
     return await call_model(hub, plan, deadline=hearing.deadline)
+
+
+def _judge_rounds(hearing: Hearing, transcript: Transcript) -> list[list[prompts.Argument]]:
+    """Label the jurors for the judge and return the rounds' arguments as it is shown them.
+
+    The labels depend only on the seed and on who sat in round 1, so a read-ahead after round 1
+    shows round 1 exactly as the judge's call will.
+    """
+    sat = {turn.juror for turn in transcript.rounds[0]} if transcript.rounds else set()
+    names = [juror.name for juror in hearing.jurors if juror.name in sat]
+    random.Random(f"{hearing.seed}:judge").shuffle(names)
+    transcript.judge_labels = {
+        name: f"Juror {label}" for name, label in zip(names, _labels(), strict=False)
+    }
+    return [
+        [
+            _argument(transcript.judge_labels[t.juror], t.outcome.answer)
+            for t in turns
+            if t.outcome.answer is not None
+        ]
+        for turns in transcript.rounds
+    ]
 
 
 def _final_positions(rounds: Sequence[Sequence[prompts.Argument]]) -> list[str]:

@@ -10,6 +10,7 @@ loop. ``readiness`` says which it is, for ``/readyz``.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -17,12 +18,15 @@ import anyio
 import anyio.to_thread
 
 from app.core.config import JuryConfig, ModelSpec
+from app.core.metrics import READ_AHEADS
 from app.core.secrets import scrub
-from app.providers.base import Completion, CompletionRequest, Provider
+from app.providers.base import Completion, CompletionRequest, Message, Provider
 from app.providers.errors import MAX_DETAIL_CHARS, ProviderError
 from app.providers.openai_compat import OpenAICompatibleProvider
 from app.providers.recorded import RecordedProvider
 from app.providers.scripted import ScriptedProvider
+
+logger = logging.getLogger("jury.providers")
 
 
 def load_litellm(models: Sequence[str]) -> Provider:
@@ -151,6 +155,34 @@ class ProviderHub:
             return await provider.complete(spec, request)
         async with limiter:
             return await provider.complete(spec, request)
+
+    def reads_ahead(self, spec: ModelSpec) -> bool:
+        """Whether ``spec``'s server keeps a prompt cache that ``prefill`` can fill.
+
+        Jury's own local servers do (llama.cpp's); a hosted API caches prompts on its own
+        terms, and the scripted and recorded models have nothing to read.
+        """
+        offline = spec.is_scripted or spec.is_recorded or self._injected is not None
+        return spec.is_local and spec.transport == "openai_compatible" and not offline
+
+    async def prefill(self, spec: ModelSpec, messages: Sequence[Message]) -> None:
+        """Have ``spec``'s local server read ``messages`` ahead of the call that extends them.
+
+        Outside the local limiter: the jurors' calls come first, and the server's one slot
+        makes the later call wait for this one. Never raises: a failed read-ahead only loses
+        its head start; it is logged and counted (``jury_judge_read_aheads_total``).
+        """
+        if not self.reads_ahead(spec):
+            return
+        if self._direct is None:
+            self._direct = OpenAICompatibleProvider()
+        try:
+            await self._direct.prefill(spec, messages)
+        except ProviderError as exc:
+            READ_AHEADS.labels(spec.name, exc.kind.value).inc()
+            logger.warning("%s: read-ahead failed: %s", spec.name, self._scrubbed(exc, spec))
+            return
+        READ_AHEADS.labels(spec.name, "ok").inc()
 
     async def aclose(self) -> None:
         """Close the direct provider's connection pool, if it was opened."""

@@ -23,13 +23,14 @@ bad body       ProviderServerError       (a 2xx that is not a chat completion)
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp.payload import BytesPayload
 
 from app.core.config import ModelSpec
-from app.providers.base import Completion, CompletionRequest
+from app.providers.base import Completion, CompletionRequest, Message
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
     MAX_DETAIL_CHARS,
@@ -74,15 +75,17 @@ class OpenAICompatibleProvider:
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Send one structured-output chat call and return the raw text with usage."""
+        return parse_completion(spec, await self._post(spec, request_body(spec, request)))
+
+    async def _post(self, spec: ModelSpec, body: dict[str, Any]) -> bytes:
+        """POST ``body`` to the chat endpoint; return a 2xx's content or raise its failure."""
         if spec.api_base is None:
             raise ProviderRequestError(f"{spec.name}: openai_compatible needs an api_base")
         try:
             async with self._client().post(
                 f"{spec.api_base.rstrip('/')}/chat/completions",
                 # A payload, not bytes: aiohttp would look bytes up in its payload registry.
-                data=BytesPayload(
-                    json.dumps(request_body(spec, request)).encode(), content_type=_JSON
-                ),
+                data=BytesPayload(json.dumps(body).encode(), content_type=_JSON),
                 headers=_HEADERS,
                 timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
             ) as response:
@@ -96,7 +99,28 @@ class OpenAICompatibleProvider:
             ) from exc
         if status >= 300:
             raise status_error(status, content.decode(errors="replace"))
-        return parse_completion(spec, content)
+        return content
+
+    async def prefill(self, spec: ModelSpec, messages: Sequence[Message]) -> None:
+        """Have the server read ``messages`` into its prompt cache; raise ``ProviderError``.
+
+        One token is decoded (and dropped): the point is the prompt, which a later call that
+        extends these messages reuses from the server's cache (llama.cpp's ``cache_prompt``).
+        """
+        request = CompletionRequest(
+            messages=tuple(messages),
+            schema_name="read_ahead",
+            output_schema={},
+            call_role="judge",
+            round_number=1,
+        )
+        body = {
+            "model": spec.model.removeprefix("openai/"),
+            "messages": chat_messages(spec, request),
+            "max_tokens": 1,
+            "temperature": 0.0,
+        }
+        await self._post(spec, body)
 
 
 def request_body(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:

