@@ -22,6 +22,13 @@ What Jury turns off, because it spends CPU on every call for nothing Jury reads 
   sends them through litellm's own HTTP handler instead, the one its Anthropic, Gemini and
   other hosted providers use (same request transform, same error mapping): 4.0 against 2.6 ms
   of CPU per call on the bench's fake upstream. Set the variable to ``false`` to keep the SDK.
+- litellm's INFO logs. Its loggers (``LiteLLM``, ``LiteLLM Router``, ``LiteLLM Proxy``) have no
+  level of their own, so they log at the root logger's, INFO in ``jury serve``: two records per
+  call ("LiteLLM completion() model= ...", "Wrapper: Completed Call"), each written by
+  litellm's own handler and again by the root's (the MCP server's rich console handler, which
+  lays out every line). Measured in ``jury bench``: a third of the litellm transport's CPU per
+  verdict, half of it in the thread where litellm prepares each request. Their level is
+  WARNING, or what ``LITELLM_LOG`` says when the operator sets it.
 """
 
 from __future__ import annotations
@@ -58,6 +65,9 @@ litellm.suppress_debug_info = True
 
 # litellm reads it at every call; the provider sets it unless the operator has (see above).
 OPENAI_HTTP_HANDLER_ENV = "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"
+# litellm's loggers, by their public names, and the variable that sets litellm's log level.
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+LITELLM_LOG_ENV = "LITELLM_LOG"
 # Local OpenAI-compatible servers take no key, but the OpenAI client insists on one.
 _PLACEHOLDER_KEY = "jury-local-no-key"
 # Every list litellm reads callbacks from: while all are empty, its logging has no reader.
@@ -79,6 +89,7 @@ class LiteLLMProvider:
     def __init__(self) -> None:
         self._priced: set[str] = set()  # models whose price litellm has (or was given)
         os.environ.setdefault(OPENAI_HTTP_HANDLER_ENV, "true")
+        quiet_litellm_logs()
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Send one structured-output chat call and return the raw text with usage."""
@@ -153,6 +164,15 @@ def register_zero_price(model: str) -> None:
             }
         }
     )
+
+
+def quiet_litellm_logs() -> None:
+    """Log litellm's warnings and errors only, unless ``LITELLM_LOG`` names another level."""
+    level = os.environ.get(LITELLM_LOG_ENV, "").upper() or "WARNING"
+    if not isinstance(logging.getLevelName(level), int):
+        level = "WARNING"  # litellm itself would refuse the name; Jury's calls need not
+    for name in LITELLM_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def logging_wanted() -> bool:

@@ -1,4 +1,5 @@
-"""What the litellm provider turns off: logging nobody reads, price searches that cannot succeed.
+"""What the litellm provider turns off: logging nobody reads, price searches that cannot succeed,
+INFO logs on every call.
 
 Real litellm calls against the fake OpenAI-compatible upstream on loopback.
 """
@@ -6,8 +7,9 @@ Real litellm calls against the fake OpenAI-compatible upstream on loopback.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +21,13 @@ from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_c
 from app.core.config import ModelSpec
 from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
 from app.providers.base import CompletionRequest, Message
-from app.providers.litellm_provider import LiteLLMProvider, knows_price, logging_wanted
+from app.providers.litellm_provider import (
+    LITELLM_LOG_ENV,
+    LITELLM_LOGGERS,
+    LiteLLMProvider,
+    knows_price,
+    logging_wanted,
+)
 from tests.perf.upstream_server import fake_upstream
 
 pytestmark = pytest.mark.anyio
@@ -119,3 +127,48 @@ def test_a_priced_hosted_model_keeps_its_price(anyio_backend: str) -> None:
     price = litellm.get_model_info("openai/gpt-4o-mini")["input_cost_per_token"]
     assert price is not None
     assert price > 0
+
+
+async def test_a_call_logs_nothing_below_warning_under_an_info_root_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)  # the root's level in `jury serve`
+    async with upstream() as base:
+        provider = LiteLLMProvider()
+        caplog.clear()
+        await provider.complete(unpriced_spec(base), request())
+
+    chatty = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("LiteLLM") and r.levelno < logging.WARNING
+    ]
+    assert chatty == []
+
+
+@pytest.fixture
+def litellm_levels() -> Iterator[None]:
+    """Put litellm's logger levels back as they were (a logger is process-wide)."""
+    levels = {name: logging.getLogger(name).level for name in LITELLM_LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize(
+    ("variable", "level"), [(None, logging.WARNING), ("DEBUG", logging.DEBUG), ("bogus", 30)]
+)
+@pytest.mark.usefixtures("litellm_levels")
+def test_litellm_logs_at_warning_unless_litellm_log_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch, variable: str | None, level: int
+) -> None:
+    if variable is None:
+        monkeypatch.delenv(LITELLM_LOG_ENV, raising=False)
+    else:
+        monkeypatch.setenv(LITELLM_LOG_ENV, variable)
+    for name in LITELLM_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
+    LiteLLMProvider()
+
+    assert {logging.getLogger(name).level for name in LITELLM_LOGGERS} == {level}

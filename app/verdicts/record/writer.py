@@ -13,8 +13,17 @@ Two ways to write:
 
 - ``write`` (and ``insert``/``update``) returns once the unit is committed;
 - ``submit`` hands the unit over and returns at once: ``run``, served for the process's life,
-  commits it straight away, and ``wait`` later returns once it is committed (or raises why it
-  was not). A model call is thus committed as it completes while the protocol goes on.
+  commits it within ``coalesce_s`` (5 ms), and ``wait`` later returns once it is committed (or
+  raises why it was not). A model call is thus committed as it completes while the protocol
+  goes on.
+
+The window: a unit nobody waits for yet (a verdict's own row, a juror's call) waits up to
+``coalesce_s`` for company, so that the calls of one round, which complete within a
+millisecond or two of each other, share one transaction instead of one each; a unit someone
+waits for (``wait``, ``write``: the verdict's outcome, on its critical path) is committed at
+once, with whatever else is waiting. Measured against the bench's fake upstream at 10
+verdicts/s: 3.5 transactions per verdict instead of 4.35, and 0.35 ms less of the writer
+thread's CPU per verdict at 20/s. A crash may lose the calls of the last 5 ms too.
 
 Without ``run`` (a writer used on its own), ``wait`` and ``write`` commit what waits
 themselves. A failed transaction is retried unit by unit, so one bad unit fails only the
@@ -48,6 +57,9 @@ from app.core.db import (
     database_error,
     threaded_sqlite_engine,
 )
+
+# How long a unit nobody waits for waits for others to share its transaction (see above).
+COALESCE_S = 0.005
 
 # A row to insert: its table and its column values.
 Row = tuple[Table, Mapping[str, Any]]
@@ -95,11 +107,14 @@ class Unit:
 class RecordWriter:
     """Write the verdict record of every verdict of the process, batched under load."""
 
-    def __init__(self, sessionmaker: SessionMaker) -> None:
+    def __init__(self, sessionmaker: SessionMaker, *, coalesce_s: float = COALESCE_S) -> None:
         self._sessionmaker = sessionmaker
         self._lock = anyio.Lock()
         self._waiting: list[Unit] = []
         self._wake = anyio.Event()
+        self._coalesce_s = coalesce_s
+        # Set when someone waits for a unit: the window ends, the transaction starts now.
+        self._hurry = anyio.Event()
         self._serving = False
         engine: AsyncEngine = sessionmaker.kw["bind"]
         self._threaded = threaded_sqlite_engine(engine)
@@ -130,6 +145,10 @@ class RecordWriter:
             while True:
                 await self._wake.wait()
                 self._wake = anyio.Event()
+                if not self._hurry.is_set():
+                    with anyio.move_on_after(self._coalesce_s):
+                        await self._hurry.wait()
+                self._hurry = anyio.Event()
                 await self._commit_waiting()
         finally:
             # Units handed over meanwhile are committed before the writer stops; whoever
@@ -150,6 +169,7 @@ class RecordWriter:
         for unit in units:
             while not unit.done:
                 if self._serving:
+                    self._hurry.set()
                     await unit.settled()
                 else:
                     await self._commit_waiting()

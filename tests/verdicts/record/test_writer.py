@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.lowlevel import checkpoint
 from sqlalchemy import Engine, event, insert
 
 from app.core.db import (
@@ -231,3 +232,30 @@ async def test_waiting_without_the_serving_loop_commits_the_unit_itself(
 
     assert before == []
     assert sorted(call.juror for call in after) == ["a", "b"]
+
+
+async def test_units_nobody_waits_for_share_a_transaction_until_someone_waits(
+    sessionmaker: SessionMaker, commits: list[int]
+) -> None:
+    # A window far longer than the test: only a waiter can end it.
+    writer = RecordWriter(sessionmaker, coalesce_s=3600)
+    await add_verdict(sessionmaker, "v1")
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(writer.run)
+            commits.clear()
+            units = []
+            for juror in ("a", "b", "c"):
+                units.append(writer.submit([(MODEL_CALLS, values("v1", juror))]))
+                await checkpoint()  # each handed over in a turn of the loop of its own
+            held = len(commits)
+            with anyio.fail_after(10):
+                await writer.wait(units[:1])
+            group.cancel_scope.cancel()
+    finally:
+        writer.close()
+    stored = await calls_of(sessionmaker, "v1")
+
+    assert held == 0
+    assert len(commits) == 1
+    assert sorted(call.juror for call in stored) == ["a", "b", "c"]
