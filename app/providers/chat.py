@@ -6,16 +6,17 @@ exactly the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from app.core.config import ModelSpec
-from app.providers.base import CompletionRequest
+from app.providers.base import CompletionRequest, Message
 from app.providers.local.catalog import get_model
 
 
-def chat_messages(spec: ModelSpec, request: CompletionRequest) -> list[dict[str, str]]:
+def chat_messages(spec: ModelSpec, given: Sequence[Message]) -> list[dict[str, str]]:
     """Return the chat messages, folding the system prompt into the user turn if needed."""
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages = [{"role": m.role, "content": m.content} for m in given]
     if spec.local is None or get_model(spec.local.catalog).supports_system_role:
         return messages
     # Some local chat formats (Gemma's) silently drop system messages.

@@ -120,9 +120,7 @@ class ProviderHub:
         if self._injected is not None:
             return self._injected
         if spec.transport == "openai_compatible":
-            if self._direct is None:
-                self._direct = OpenAICompatibleProvider()
-            return self._direct
+            return self._direct_provider()
         if self._litellm is None:
             return await self._litellm_provider()
         return self._litellm
@@ -156,6 +154,11 @@ class ProviderHub:
         async with limiter:
             return await provider.complete(spec, request)
 
+    def _direct_provider(self) -> OpenAICompatibleProvider:
+        if self._direct is None:
+            self._direct = OpenAICompatibleProvider()
+        return self._direct
+
     def reads_ahead(self, spec: ModelSpec) -> bool:
         """Whether ``spec``'s server keeps a prompt cache that ``prefill`` can fill.
 
@@ -174,10 +177,8 @@ class ProviderHub:
         """
         if not self.reads_ahead(spec):
             return
-        if self._direct is None:
-            self._direct = OpenAICompatibleProvider()
         try:
-            await self._direct.prefill(spec, messages)
+            await self._direct_provider().prefill(spec, messages)
         except ProviderError as exc:
             READ_AHEADS.labels(spec.name, exc.kind.value).inc()
             logger.warning("%s: read-ahead failed: %s", spec.name, self._scrubbed(exc, spec))

@@ -196,7 +196,7 @@ def _without_unread_logging() -> Iterator[None]:
 def _call_arguments(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "model": spec.model,
-        "messages": chat_messages(spec, request),
+        "messages": chat_messages(spec, request.messages),
         "max_tokens": spec.max_tokens,
         "temperature": spec.temperature,
         "timeout": spec.timeout_s,

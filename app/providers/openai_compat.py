@@ -107,16 +107,9 @@ class OpenAICompatibleProvider:
         One token is decoded (and dropped): the point is the prompt, which a later call that
         extends these messages reuses from the server's cache (llama.cpp's ``cache_prompt``).
         """
-        request = CompletionRequest(
-            messages=tuple(messages),
-            schema_name="read_ahead",
-            output_schema={},
-            call_role="judge",
-            round_number=1,
-        )
         body = {
             "model": spec.model.removeprefix("openai/"),
-            "messages": chat_messages(spec, request),
+            "messages": chat_messages(spec, messages),
             "max_tokens": 1,
             "temperature": 0.0,
         }
@@ -127,7 +120,7 @@ def request_body(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
     """Return the JSON body of the chat call (litellm's ``openai/`` prefix removed)."""
     body: dict[str, Any] = {
         "model": spec.model.removeprefix("openai/"),
-        "messages": chat_messages(spec, request),
+        "messages": chat_messages(spec, request.messages),
         "max_tokens": spec.max_tokens,
         "temperature": spec.temperature,
     }
