@@ -163,6 +163,7 @@ def item_result(item: EvalItem, verdict: VerdictOut) -> ItemResult:
         judge_confidence=verdict.confidence,
         raw_confidence=verdict.raw_confidence,
         verdict_source=verdict.verdict_source,
+        judge_uncalibrated=_uncalibrated(verdict),
         risk_covered=verdict.risk.covered if verdict.risk is not None else None,
         round1_majority=verdict.baselines.round1_majority,
         final_majority=verdict.baselines.final_majority,
@@ -177,6 +178,11 @@ def item_result(item: EvalItem, verdict: VerdictOut) -> ItemResult:
         convened=verdict.sequential.convened if verdict.sequential is not None else None,
         convening_stop=verdict.sequential.stop if verdict.sequential is not None else None,
     )
+
+
+def _uncalibrated(verdict: VerdictOut) -> str | None:
+    calibration = verdict.judge.calibration
+    return calibration.uncalibrated_verdict if calibration is not None else None
 
 
 def _failed(item: EvalItem, status: str, detail: str, started: float) -> ItemResult:

@@ -15,7 +15,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from eval.metrics import Proportion, ReliabilityBin, proportion
-from eval.records import METHODS
 from eval.schema import Accuracy
 
 ERROR_BAR = {"ecolor": "black", "capsize": 3, "elinewidth": 1}
@@ -96,22 +95,23 @@ def plot_reliability(
 def juror_accuracy_figure(accuracy: Accuracy) -> Figure:
     """Each juror's round-1 and final accuracy, then each verdict method's, all with intervals."""
     names = list(accuracy.jurors)
-    fig = Figure(figsize=(max(6.0, 0.9 * (len(names) + len(METHODS)) + 3), 4.5))
+    methods = accuracy.methods()
+    fig = Figure(figsize=(max(6.0, 0.9 * (len(names) + len(methods)) + 3), 4.5))
     ax = fig.add_subplot()
     xs = [float(x) for x in range(len(names))]
     for offset, which in ((-0.2, "round1"), (0.2, "final")):
         shares = [getattr(accuracy.jurors[name], which) for name in names]
         _bars(ax, [x + offset for x in xs], shares, width=0.4, label=f"juror {which}")
-    method_xs = [len(names) + 0.5 + i for i in range(len(METHODS))]
+    method_xs = [len(names) + 0.5 + i for i in range(len(methods))]
     _bars(
         ax,
         method_xs,
-        [accuracy.of(method) for method in METHODS],
+        [accuracy.of(method) for method in methods],
         width=0.6,
         color="tab:grey",
         label="verdict method",
     )
-    ax.set_xticks([*xs, *method_xs], [*names, *METHODS], rotation=25, ha="right")
+    ax.set_xticks([*xs, *method_xs], [*names, *methods], rotation=25, ha="right")
     ax.set(ylim=(0, 1.15), ylabel="accuracy (95% Wilson interval)")
     ax.set_title("Accuracy by juror and by verdict method")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")

@@ -19,8 +19,16 @@ Order = Literal["ab", "ba"]
 STATUSES: tuple[Status, ...] = ("ok", "no_quorum", "error")
 
 # The verdict methods every item records: the judge and the three vote baselines.
-Method = Literal["judge", "round1_majority", "final_majority", "weighted_vote"]
-METHODS: tuple[Method, ...] = ("judge", "round1_majority", "final_majority", "weighted_vote")
+Method = Literal[
+    "judge", "judge_uncalibrated", "round1_majority", "final_majority", "weighted_vote"
+]
+METHODS: tuple[Method, ...] = (
+    "judge",
+    "judge_uncalibrated",
+    "round1_majority",
+    "final_majority",
+    "weighted_vote",
+)
 
 
 class JurorTrace(BaseModel):
@@ -60,6 +68,8 @@ class ItemResult(BaseModel):
     judge_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     raw_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     verdict_source: str | None = None
+    # A calibrated judge's own choice before label calibration (None: the judge's verdict).
+    judge_uncalibrated: str | None = None
     risk_covered: bool | None = None
     round1_majority: str | None = None
     final_majority: str | None = None
@@ -89,6 +99,7 @@ class ItemResult(BaseModel):
             return None  # not-ok items count as wrong for every verdict method
         labels = {
             "judge": self.judge,
+            "judge_uncalibrated": self.judge_uncalibrated or self.judge,
             "round1_majority": self.round1_majority,
             "final_majority": self.final_majority,
             "weighted_vote": self.weighted_vote,

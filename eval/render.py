@@ -37,7 +37,7 @@ def _escape(text: str) -> str:
 def _methods(s: Section) -> str:
     rows = [
         [k, fmt_prop(s.accuracy.of(k)), str(s.accuracy.of(k).n), fmt(s.kappa_by_method.get(k))]
-        for k in METHODS
+        for k in s.accuracy.methods()
     ]
     rows.append(["oracle (any juror, round 1)", fmt_prop(s.oracle_accuracy), str(s.n), DASH])
     return table(["method", "accuracy [95% CI]", "n", "kappa"], rows)
@@ -86,11 +86,13 @@ def _usage(s: Section) -> str:
 
 
 def _categories(r: Report) -> str:
+    methods = r.accuracy.methods()
+
     def row(name: str, s: Section) -> list[str]:
-        accs = [fmt_prop(s.accuracy.of(k)) for k in METHODS]
+        accs = [fmt_prop(s.accuracy.of(k)) for k in methods]
         return [_escape(name), str(s.n), *accs, fmt(s.ece), fmt(s.n_eff, 2), str(s.failures.not_ok)]
 
-    headers = ["category", "n", *METHODS, "ECE", "n_eff", "not ok"]
+    headers = ["category", "n", *methods, "ECE", "n_eff", "not ok"]
     return table(headers, [row(name, s) for name, s in r.by_category.items()])
 
 

@@ -108,6 +108,9 @@ def _accuracy(results: Sequence[ItemResult], names: Sequence[str]) -> Accuracy:
         )
 
     per_method = {k: m.accuracy([r.is_correct(k) for r in results]) for k in METHODS}
+    if not any(r.judge_uncalibrated is not None for r in results):
+        # No calibrated judge: the judge's own choice is its verdict, not another method.
+        del per_method["judge_uncalibrated"]
     return Accuracy(**per_method, jurors={name: juror(name) for name in names})
 
 

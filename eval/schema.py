@@ -20,7 +20,7 @@ from eval.metrics import (
     ShiftCounts,
     Summary,
 )
-from eval.records import Method
+from eval.records import METHODS, Method
 
 SCHEMA_VERSION = 1
 
@@ -44,11 +44,20 @@ class Accuracy(_Model):
     final_majority: Proportion
     weighted_vote: Proportion
     jurors: dict[str, JurorAccuracy]
+    # The judge's own choice before label calibration; absent from reports made before it.
+    judge_uncalibrated: Proportion | None = None
+
+    def methods(self) -> tuple[Method, ...]:
+        """The verdict methods measured: the uncalibrated judge only where a judge was."""
+        if self.judge_uncalibrated is not None:
+            return METHODS
+        return tuple(method for method in METHODS if method != "judge_uncalibrated")
 
     def of(self, method: Method) -> Proportion:
         """The accuracy of one verdict method."""
         by_method = {
             "judge": self.judge,
+            "judge_uncalibrated": self.judge_uncalibrated or self.judge,
             "round1_majority": self.round1_majority,
             "final_majority": self.final_majority,
             "weighted_vote": self.weighted_vote,

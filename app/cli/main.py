@@ -185,6 +185,12 @@ def print_verdict(verdict: VerdictOut) -> None:
             f"[bold yellow]Changed:[/] the round-1 majority was {first or 'a tie'}; "
             f"the final verdict is {verdict.verdict}"
         )
+    calibration = verdict.judge.calibration
+    if calibration is not None and calibration.flipped:
+        console.print(
+            f"[bold yellow]Calibrated:[/] the judge leaned to {calibration.uncalibrated_verdict}, "
+            f"but less than it leans there on a blank case; calibrated, {verdict.judge.verdict}"
+        )
     if verdict.disagreement:
         console.print(f"[bold]Disagreement:[/] {verdict.disagreement}")
     for dissent in verdict.dissent:

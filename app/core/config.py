@@ -37,6 +37,7 @@ ScriptFailure = Literal[
 StructuredOutput = Literal["json_schema", "json_object_schema", "json_object", "none"]
 Transport = Literal["litellm", "openai_compatible"]
 EarlyStop = Literal["unanimous", "never"]
+LabelCalibration = Literal["content_free"]
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -63,6 +64,15 @@ class ScriptStep(Frozen):
     prompt_tokens: int = Field(default=50, ge=0)
     completion_tokens: int = Field(default=20, ge=0)
     cost_usd: float = Field(default=0.0, ge=0, description="What the call is billed as.")
+    label_logprobs: dict[str, float] | None = Field(
+        default=None,
+        description="A calibrated judge's log-probability of each option's label, as a "
+        "server's logprobs would give it at the verdict's first token.",
+    )
+    label_prior: dict[str, float] | None = Field(
+        default=None,
+        description="The same on the content-free copy of the case (default: label_logprobs).",
+    )
 
 
 class Script(Frozen):
@@ -123,6 +133,13 @@ class ModelSpec(Frozen):
     local: LocalServe | None = None
     script: Script | None = None
     recorded: Recording | None = None
+    label_calibration: LabelCalibration | None = Field(
+        default=None,
+        description="A judge only. content_free: the verdict is the option the judge finds "
+        "likeliest after dividing out its own prior over the labels, measured on a "
+        "content-free copy of the case (Zhao et al. 2021, arXiv 2102.09690). Needs logprobs: "
+        "transport openai_compatible, or a script's label_logprobs.",
+    )
     cost: float | None = Field(
         default=None,
         ge=0,
@@ -180,6 +197,15 @@ class ModelSpec(Frozen):
             )
         if self.frequency_penalty is not None and self.transport != "openai_compatible":
             raise ValueError(f"'{self.name}': frequency_penalty needs transport openai_compatible")
+        if self.label_calibration is not None and not (
+            self.transport == "openai_compatible" or self.is_scripted
+        ):
+            # litellm's providers differ on logprobs (Anthropic's API has none): only the
+            # direct transport is known to return what calibration reads.
+            raise ValueError(
+                f"'{self.name}': label_calibration needs transport openai_compatible "
+                "(or a scripted model)"
+            )
         return self
 
 
@@ -320,6 +346,9 @@ class JuryConfig(Frozen):
     @model_validator(mode="after")
     def _check_references(self) -> JuryConfig:
         _check_unique(self.jurors, self.judges)
+        for juror in self.jurors:
+            if juror.label_calibration is not None:
+                raise ValueError(f"juror '{juror.name}': label_calibration is for judges only")
         juror_names = {j.name for j in self.jurors}
         judge_names = {j.name for j in self.judges}
         if self.default_panel not in self.panels:

@@ -34,6 +34,12 @@ READ_AHEADS = Counter(
     "Judge prompts read ahead into a local server's cache while jurors deliberate, by outcome.",
     ["judge", "outcome"],
 )
+JUDGE_CALIBRATIONS = Counter(
+    "jury_judge_calibrations_total",
+    "Calibrated judges' verdicts: kept (the judge's own choice), flipped (calibration chose "
+    "the other), or skipped:<reason> (a probe failed or gave no usable logprobs).",
+    ["judge", "outcome"],
+)
 SHIFTS = Counter("jury_shifts_total", "Position changes in rebuttal rounds.", ["juror"])
 TOKENS = Counter("jury_tokens_total", "Tokens used by model calls.", ["juror", "kind"])
 COST = Counter("jury_cost_usd_total", "Cost of model calls in US dollars.", ["juror"])

@@ -19,6 +19,7 @@ from app.deliberation.schemas import (
     EscalateReason,
     FailureOut,
     JudgeOut,
+    LabelCalibrationOut,
     PositionOut,
     RiskOut,
     RoundOut,
@@ -199,6 +200,7 @@ def judge_out(docket: Docket, transcript: Transcript, fallback_winner: str) -> J
             completion=outcome.completion_tokens if outcome else 0,
         ),
         failure=outcome.failure if outcome else None,
+        calibration=calibration_out(outcome) if outcome else None,
     )
     if answer is not None:
         return base
@@ -208,6 +210,15 @@ def judge_out(docket: Docket, transcript: Transcript, fallback_winner: str) -> J
     return base.model_copy(
         update={"fallback": True, "fallback_reason": f"{reason}; weighted vote {fallback_winner}"}
     )
+
+
+def calibration_out(outcome: CallOutcome[JudgeAnswer]) -> LabelCalibrationOut | None:
+    """Render a calibrated judge's label calibration, or why it was skipped."""
+    if outcome.calibration is not None:
+        return LabelCalibrationOut.model_validate(outcome.calibration.as_record())
+    if outcome.calibration_skipped is not None:
+        return LabelCalibrationOut(skipped=outcome.calibration_skipped)
+    return None
 
 
 def escalation(

@@ -17,8 +17,9 @@ import anyio
 from app.core.clock import Deadline, utcnow
 from app.core.config import ModelSpec
 from app.deliberation import prompts
+from app.deliberation.calibration import LabelCalibration
 from app.deliberation.schemas import Failure
-from app.providers.base import CallRole, CompletionRequest, Message
+from app.providers.base import CallRole, Completion, CompletionRequest, Message
 from app.providers.errors import (
     FailureKind,
     InvalidOutputError,
@@ -49,6 +50,9 @@ class CallOutcome(Generic[AnswerT]):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     attempts: int = 0
+    # A calibrated judge only: what its label calibration saw and decided (``calibration``).
+    calibration: LabelCalibration | None = None
+    calibration_skipped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -112,10 +116,6 @@ async def _attempt(
     deadline: Deadline,
 ) -> str:
     """Send one request within the call's timeout and the verdict's deadline."""
-    now = anyio.current_time()
-    timeout = min(plan.spec.timeout_s, deadline.at - now)
-    if timeout <= 0:
-        raise _timeout("the verdict's deadline was reached before the call", plan)
     request = CompletionRequest(
         messages=messages,
         schema_name=plan.schema_name,
@@ -125,25 +125,37 @@ async def _attempt(
         attempt=attempt,
         metadata=dict(plan.metadata),
     )
-    # ``fail_after``, without its two generator-based context managers and three backend
-    # lookups per call: one cancel scope whose deadline is the call's.
-    try:
-        with anyio.CancelScope(deadline=now + timeout) as scope:
-            completion = await hub.complete(plan.spec, request)
-        timed_out = scope.cancelled_caught
-    except TimeoutError:  # as under ``fail_after``, a bare timeout from below is one too
-        timed_out = True
-    if timed_out:
-        limit = "its per-call timeout" if timeout == plan.spec.timeout_s else "the deadline"
-        raise _timeout(f"no answer within {timeout:.2f}s ({limit})", plan) from None
+    completion = await complete_within(hub, plan.spec, request, deadline=deadline)
     outcome.prompt_tokens += completion.prompt_tokens
     outcome.completion_tokens += completion.completion_tokens
     outcome.cost_usd += completion.cost_usd
     return completion.text
 
 
-def _timeout(detail: str, plan: CallPlan[Any]) -> ProviderError:
-    return ProviderTimeoutError(f"{plan.spec.name}: {detail}")
+async def complete_within(
+    hub: ProviderHub, spec: ModelSpec, request: CompletionRequest, *, deadline: Deadline
+) -> Completion:
+    """Send ``request`` within ``spec``'s per-call timeout and the verdict's deadline."""
+    now = anyio.current_time()
+    timeout = min(spec.timeout_s, deadline.at - now)
+    if timeout <= 0:
+        raise _timeout("the verdict's deadline was reached before the call", spec)
+    # ``fail_after``, without its two generator-based context managers and three backend
+    # lookups per call: one cancel scope whose deadline is the call's.
+    try:
+        with anyio.CancelScope(deadline=now + timeout) as scope:
+            completion = await hub.complete(spec, request)
+        timed_out = scope.cancelled_caught
+    except TimeoutError:  # as under ``fail_after``, a bare timeout from below is one too
+        timed_out = True
+    if timed_out:
+        limit = "its per-call timeout" if timeout == spec.timeout_s else "the deadline"
+        raise _timeout(f"no answer within {timeout:.2f}s ({limit})", spec) from None
+    return completion
+
+
+def _timeout(detail: str, spec: ModelSpec) -> ProviderError:
+    return ProviderTimeoutError(f"{spec.name}: {detail}")
 
 
 def failure_of(outcome: CallOutcome[Any]) -> FailureKind | None:

@@ -30,8 +30,10 @@ from app.deliberation.answers import (
     parse_juror_answer,
 )
 from app.deliberation.budget import RoundBudget, spend_of
+from app.deliberation.calibration import LabelPriors
 from app.deliberation.calls import CallOutcome, CallPlan, call_model
 from app.deliberation.events import no_quorum_detail
+from app.deliberation.judging import JudgeCalibration, calibration_for
 from app.deliberation.sequential import (
     Convening,
     SequentialPlan,
@@ -134,13 +136,22 @@ class Hearing:
     sequential: SequentialPlan | None = None
 
 
-async def deliberate(hub: ProviderHub, hearing: Hearing, observer: Observer) -> Transcript:
-    """Run round 1, the rebuttal rounds and the judge; raise NoQuorumReachedError below quorum."""
+async def deliberate(
+    hub: ProviderHub, hearing: Hearing, observer: Observer, priors: LabelPriors | None = None
+) -> Transcript:
+    """Run round 1, the rebuttal rounds and the judge; raise NoQuorumReachedError below quorum.
+
+    ``priors`` keeps a calibrated judge's content-free priors across verdicts; without it,
+    each verdict measures its own.
+    """
     transcript = Transcript()
     failure: Exception | None = None
+    calibration = calibration_for(
+        hub, hearing.judge, hearing.case, hearing.deadline, priors or LabelPriors()
+    )
     async with anyio.create_task_group() as read_ahead:
         try:
-            await _hear(hub, hearing, transcript, observer, read_ahead)
+            await _hear(hub, hearing, transcript, observer, read_ahead, calibration)
         except Exception as exc:
             # Raised outside the task group, so callers see it as it is, not in a group.
             failure = exc
@@ -157,9 +168,10 @@ async def _hear(
     transcript: Transcript,
     observer: Observer,
     read_ahead: anyio.abc.TaskGroup,
+    calibration: JudgeCalibration | None,
 ) -> None:
     """Hear the case into ``transcript``: round 1, the rebuttal rounds, then the judge."""
-    _read_ahead(hub, hearing, transcript, read_ahead)
+    _read_ahead(hub, hearing, transcript, read_ahead, calibration)
     if hearing.sequential is not None:
         turns = await _convene(hub, hearing, hearing.sequential, transcript, observer)
     else:
@@ -170,29 +182,45 @@ async def _hear(
     number = 1
     decision = _stop_reason(hearing, transcript, number)
     while decision == "continue":
-        _read_ahead(hub, hearing, transcript, read_ahead)
+        _read_ahead(hub, hearing, transcript, read_ahead, None)
         number += 1
         await _run_round(hub, hearing, transcript, number, observer)
         decision = _stop_reason(hearing, transcript, number)
     transcript.stop_reason = decision
     if hearing.judge is not None:
-        transcript.judge = await _run_judge(hub, hearing, transcript)
+        transcript.judge = await _run_judge(hub, hearing, transcript, calibration)
         await observer.judge_answered(transcript.judge)
 
 
 def _read_ahead(
-    hub: ProviderHub, hearing: Hearing, transcript: Transcript, group: anyio.abc.TaskGroup
+    hub: ProviderHub,
+    hearing: Hearing,
+    transcript: Transcript,
+    group: anyio.abc.TaskGroup,
+    calibration: JudgeCalibration | None,
 ) -> None:
     """Let the judge's server read the judge's prompt as far as it is known, in the background.
 
     A local judge spends a third of its call reading the transcript; the part known before the
     next round (the case, the rounds so far) is read while the jurors deliberate, and the
-    judge's call reuses it from the server's prompt cache.
+    judge's call reuses it from the server's prompt cache. A calibrated judge's content-free
+    prior is measured first, while the judge is idle anyway.
     """
-    if hearing.judge is None or not hub.reads_ahead(hearing.judge):
+    judge = hearing.judge
+    reads_ahead = judge is not None and hub.reads_ahead(judge)
+    if judge is None or (calibration is None and not reads_ahead):
         return
-    opening = prompts.judge_opening(hearing.case, _judge_rounds(hearing, transcript))
-    group.start_soon(hub.prefill, hearing.judge, opening)
+
+    async def prepare() -> None:
+        if calibration is not None:
+            await calibration.prior()
+        if reads_ahead:
+            # Built after the prior, not before: were round 1 over by then, an opening built
+            # earlier would be read after the next one's and evict it from the server's slot.
+            opening = prompts.judge_opening(hearing.case, _judge_rounds(hearing, transcript))
+            await hub.prefill(judge, opening)
+
+    group.start_soon(prepare)
 
 
 def _stop_reason(
@@ -358,25 +386,38 @@ def _juror_plan(
 
 
 async def _run_judge(
-    hub: ProviderHub, hearing: Hearing, transcript: Transcript
+    hub: ProviderHub,
+    hearing: Hearing,
+    transcript: Transcript,
+    calibration: JudgeCalibration | None,
 ) -> CallOutcome[JudgeAnswer]:
-    """Ask the judge to decide over the anonymised transcript."""
+    """Ask the judge to decide over the anonymised transcript.
+
+    A calibrated judge's verdict is decided first (``JudgeCalibration.decide``) and fixed in
+    the schema of its answer, which then argues that verdict.
+    """
     assert hearing.judge is not None
     rounds = _judge_rounds(hearing, transcript)
     case = hearing.case
+    messages = prompts.judge_call(case, rounds)
+    positions = _final_positions(rounds)
+    labels = [a.label for a in rounds[-1]] if rounds else ()
+    schema = judge_schema(case.options, positions, labels)
+    decided = await calibration.decide(messages, schema) if calibration is not None else None
     plan = CallPlan(
         spec=hearing.judge,
         role="judge",
         round_number=1,
-        messages=prompts.judge_call(case, rounds),
+        messages=messages,
         schema_name=JUDGE_SCHEMA_NAME,
-        schema=judge_schema(
-            case.options, _final_positions(rounds), [a.label for a in rounds[-1]] if rounds else ()
-        ),
-        parse=lambda text: parse_judge_answer(text, case.options, _final_positions(rounds)),
+        schema=judge_schema((decided.verdict,), positions, labels) if decided else schema,
+        parse=lambda text: parse_judge_answer(text, case.options, positions),
         metadata=case.metadata,
     )
-    return await call_model(hub, plan, deadline=hearing.deadline)
+    outcome = await call_model(hub, plan, deadline=hearing.deadline)
+    if calibration is not None:
+        calibration.settle(outcome, decided)
+    return outcome
 
 
 def _judge_rounds(hearing: Hearing, transcript: Transcript) -> list[list[prompts.Argument]]:

@@ -204,6 +204,24 @@ class Baselines(BaseModel):
     judge: str | None
 
 
+class LabelCalibrationOut(BaseModel):
+    """A calibrated judge's label calibration (``label_calibration`` in the config).
+
+    ``observed`` is the judge's probability of each option at its verdict's first token,
+    ``prior`` the same on a content-free copy of the case, ``calibrated`` the first divided by
+    the second. ``skipped`` says why a verdict was not calibrated (a probe failed, say): the
+    judge then chose as an uncalibrated judge does.
+    """
+
+    method: str = "content_free"
+    uncalibrated_verdict: str | None = None
+    flipped: bool = False
+    observed: dict[str, float] = Field(default_factory=dict)
+    prior: dict[str, float] = Field(default_factory=dict)
+    calibrated: dict[str, float] = Field(default_factory=dict)
+    skipped: str | None = None
+
+
 class JudgeOut(BaseModel):
     """What the judge decided, or why the verdict fell back to the weighted vote."""
 
@@ -219,6 +237,7 @@ class JudgeOut(BaseModel):
     latency_ms: float = 0.0
     tokens: Tokens = Field(default_factory=Tokens)
     failure: Failure | None = None
+    calibration: LabelCalibrationOut | None = None
 
 
 class RiskOut(BaseModel):

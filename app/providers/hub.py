@@ -147,7 +147,9 @@ class ProviderHub:
         """Answer ``request`` with ``spec``'s model, waiting for its limiter if it has one."""
         provider = await self._provider_for(spec)
         limiter = self._limiters.get(spec.name)
-        if limiter is None and spec.is_local:
+        # A calibrated judge's content-free prior is measured while the jurors deliberate:
+        # like a read-ahead, it goes outside the local limiter rather than hold a juror back.
+        if limiter is None and spec.is_local and request.purpose != "prior":
             limiter = self._local_limiter
         if limiter is None:
             return await provider.complete(spec, request)

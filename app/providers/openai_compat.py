@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp.payload import BytesPayload
 
 from app.core.config import ModelSpec
-from app.providers.base import Completion, CompletionRequest, Message
+from app.providers.base import Completion, CompletionRequest, Message, TokenLogprobs
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
     MAX_DETAIL_CHARS,
@@ -121,9 +121,12 @@ def request_body(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": spec.model.removeprefix("openai/"),
         "messages": chat_messages(spec, request.messages),
-        "max_tokens": spec.max_tokens,
+        "max_tokens": request.max_tokens or spec.max_tokens,
         "temperature": spec.temperature,
     }
+    if request.top_logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = request.top_logprobs
     if spec.frequency_penalty is not None:
         body["frequency_penalty"] = spec.frequency_penalty
     fmt = response_format(spec, request)
@@ -143,10 +146,26 @@ def parse_completion(spec: ModelSpec, content: bytes) -> Completion:
             model=str(data.get("model") or spec.model),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            tokens=_token_logprobs(data["choices"][0].get("logprobs")),
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         detail = f"{spec.name}: not a chat completion ({type(exc).__name__}): {content[:200]!r}"
         raise ProviderServerError(detail) from exc
+
+
+def _token_logprobs(logprobs: Any) -> tuple[TokenLogprobs, ...] | None:
+    """Read OpenAI's ``logprobs.content`` (llama-server's too), or None when absent."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        return None
+    return tuple(
+        TokenLogprobs(
+            token=str(entry["token"]),
+            logprob=float(entry["logprob"]),
+            top={str(alt["token"]): float(alt["logprob"]) for alt in entry.get("top_logprobs", ())},
+        )
+        for entry in content
+    )
 
 
 def status_error(status: int, text: str) -> ProviderError:

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from app.core.config import ModelSpec, ScriptStep
-from app.providers.base import Completion, CompletionRequest
+from app.providers.base import Completion, CompletionRequest, TokenLogprobs
 from app.providers.errors import AuthError, ProviderRateLimitedError, ProviderServerError
 
 INVALID_TEXT = "I think the answer is probably fine, but I cannot say more."
@@ -41,6 +41,7 @@ class ScriptedProvider:
             prompt_tokens=step.prompt_tokens,
             completion_tokens=step.completion_tokens,
             cost_usd=step.cost_usd,
+            tokens=_label_tokens(step, request),
         )
 
 
@@ -54,14 +55,37 @@ def _raise_scripted_failure(step: ScriptStep) -> None:
 
 
 def default_disagreement(request: CompletionRequest) -> str:
-    """Return a summary naming every option, as the protocol asks of a judge's disagreement."""
-    return f"Scripted summary of the disagreement between {' and '.join(request.options())}."
+    """Return a summary naming every position held, as the protocol asks of a judge.
+
+    The positions are the schema's ``sides`` when the panel split (a calibrated judge's
+    verdict enum then holds only the decided option), else every option.
+    """
+    sides = request.output_schema["properties"].get("sides", {}).get("properties")
+    named = list(sides) if sides else request.options()
+    return f"Scripted summary of the disagreement between {' and '.join(named)}."
+
+
+def _label_tokens(step: ScriptStep, request: CompletionRequest) -> tuple[TokenLogprobs, ...] | None:
+    """Play the step's ``label_logprobs`` as a server's logprobs: the verdict's first token."""
+    labels = step.label_prior if request.purpose == "prior" else None
+    labels = labels or step.label_logprobs
+    if not request.top_logprobs or labels is None:
+        return None
+    chosen = max(labels, key=labels.__getitem__)
+    return (
+        TokenLogprobs(token='{"verdict": "', logprob=0.0, top={'{"verdict": "': 0.0}),
+        TokenLogprobs(token=chosen, logprob=labels[chosen], top=dict(labels)),
+    )
 
 
 def _answer(step: ScriptStep, request: CompletionRequest) -> dict[str, Any]:
     if request.call_role == "judge":
+        options = request.options()
+        # A one-option enum (a calibrated judge's decided verdict) is obeyed, as a server's
+        # grammar would make any model obey it.
+        verdict = options[0] if len(options) == 1 else step.position
         return {
-            "verdict": step.position,
+            "verdict": verdict,
             "confidence": step.confidence,
             "disagreement": step.disagreement or default_disagreement(request),
             "dissenter_notes": [],

@@ -22,6 +22,7 @@ from app.core.settings import Settings
 from app.deliberation import events
 from app.deliberation.assembly import assemble
 from app.deliberation.budget import Spend
+from app.deliberation.calibration import LabelPriors
 from app.deliberation.events import EventSink, NullSink, Tee
 from app.deliberation.protocol import NoQuorumReachedError, Transcript, deliberate
 from app.deliberation.schemas import VerdictAccepted, VerdictOut, VerdictRequest
@@ -72,6 +73,8 @@ class VerdictService:
             rules=rules,
         )
         self._spend = spend
+        # Calibrated judges' content-free priors, measured once for the service's lifetime.
+        self._label_priors = LabelPriors()
         # Past its deadline a verdict waits at most this long for its record (see _bound).
         self._record_grace_s = settings.database_timeout_s
         # Every verdict's events also go to the progress log that the SSE stream follows.
@@ -266,7 +269,7 @@ class VerdictService:
         try:
             if len(hearing.jurors) < hearing.quorum:
                 raise NoQuorumReachedError(Transcript(), len(hearing.jurors), hearing.quorum)
-            transcript = await deliberate(self._hub, hearing, record.calls)
+            transcript = await deliberate(self._hub, hearing, record.calls, self._label_priors)
             # Every call on record before the outcome is decided (a failed write fails here).
             await record.written()
             return transcript

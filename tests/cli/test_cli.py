@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,39 @@ def test_worker_needs_redis(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) 
 
     assert result.exit_code == 2
     assert "jury worker needs JURY_REDIS_URL" in flat(result.output)
+
+
+CALIBRATED_CONFIG = """
+protocol: {default_options: [approve, reject], max_rounds: 1}
+jurors:
+  - {name: a, model: scripted, family: fa, script: {rounds: [{position: approve}]}}
+  - {name: b, model: scripted, family: fb, script: {rounds: [{position: reject}]}}
+judges:
+  - name: judge
+    model: scripted
+    family: fj
+    label_calibration: content_free
+    script:
+      rounds:
+        - position: approve
+          label_logprobs: {approve: -0.357, reject: -1.204}
+          label_prior: {approve: -0.223, reject: -1.609}
+panels:
+  default: {jurors: [a, b], judge: judge}
+"""
+
+
+def test_ask_says_when_label_calibration_changed_the_judges_choice(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = tmp_path / "calibrated.yaml"
+    config.write_text(CALIBRATED_CONFIG, encoding="utf-8")
+
+    result = runner.invoke(app, ["ask", "Ship release 4.2?", "--config", str(config)])
+
+    assert result.exit_code == 0, result.output
+    output = flat(result.stdout)
+    # The judge's 0.7 for approve is below its 0.8 on a blank case: calibrated, reject.
+    assert "Verdict: reject" in output
+    assert "Calibrated: the judge leaned to approve" in output
+    assert "calibrated, reject" in output

@@ -68,7 +68,8 @@ def test_required_keys(report_json: dict[str, Any]) -> None:
     assert required <= set(report_json)
     assert required <= set(report_json["by_category"]["x"])
     assert set(report_json["accuracy"]) == {
-        "judge", "round1_majority", "final_majority", "weighted_vote", "jurors"
+        "judge", "judge_uncalibrated", "round1_majority", "final_majority", "weighted_vote",
+        "jurors",
     }  # fmt: skip
     assert report_json["meta"] == {"name": "tiny", "panel": "j1+j2"}
 

