@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from pydantic_core import to_json
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
@@ -78,6 +79,16 @@ DATABASE_FAULTS = (DBAPIError, OSError, TimeoutError, OverflowError)
 DEFAULT_TIMEOUT_S = 5.0
 
 
+def json_text(value: Any) -> str:
+    """Return the text a JSON column stores for ``value``: every engine's serializer.
+
+    pydantic-core's encoder, not ``json.dumps``: a verdict stores each call's prompt and the
+    whole response as JSON, 4x faster so (``json.dumps`` was a twentieth of a verdict's CPU in
+    ``jury bench``). The same JSON to any reader: compact, non-ASCII as UTF-8, NaN as NaN.
+    """
+    return to_json(value).decode()
+
+
 def create_engine(
     url: str, *, echo: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> AsyncEngine:
@@ -100,6 +111,7 @@ def create_engine(
     return create_async_engine(
         url,
         echo=echo,
+        json_serializer=json_text,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
@@ -114,7 +126,7 @@ def _sqlite_engine(url: str, *, echo: bool, timeout_s: float) -> AsyncEngine:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # In the URL, so that the blocking engine on the same file (below) waits as long.
     parsed = parsed.update_query_dict({"timeout": str(timeout_s)})
-    engine = create_async_engine(parsed, echo=echo)
+    engine = create_async_engine(parsed, echo=echo, json_serializer=json_text)
     event.listen(engine.sync_engine, "connect", functools.partial(_sqlite_pragmas, timeout_s))
     return engine
 
@@ -146,7 +158,9 @@ def threaded_sqlite_engine(engine: AsyncEngine) -> Engine | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     # Each transaction commits or rolls back itself: the pool's reset would be a wasted call.
-    sync = sa_create_engine(url.set(drivername="sqlite"), pool_reset_on_return=None)
+    sync = sa_create_engine(
+        url.set(drivername="sqlite"), pool_reset_on_return=None, json_serializer=json_text
+    )
     event.listen(sync, "connect", functools.partial(_sqlite_pragmas, _sqlite_timeout_s(url)))
     return sync
 

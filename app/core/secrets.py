@@ -90,6 +90,11 @@ _DETECTOR_PATTERNS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = t
     for pattern in detector.denylist
 )
 _ANY_KEYWORD = re.compile("|".join(DENYLIST), re.IGNORECASE)
+# The same keywords, case-sensitive, for ASCII text lowered first: 15x faster than the search
+# above (0.2 ms for the bench's 1 kB diff, the costliest pattern of the scan), and the same
+# answer there, since every keyword is lowercase and IGNORECASE folds no other character onto
+# an ASCII letter. Other text keeps the search above (its case folding is not str.lower's).
+_ANY_LOWER_KEYWORD = re.compile("|".join(DENYLIST))
 # detect-secrets matches a private key by its header line; the whole block must go.
 _KEY_BLOCK = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
@@ -132,7 +137,7 @@ def hits_in(text: str) -> set[tuple[str, str]]:
         for kind, line_pattern, text_pattern in _DETECTOR_PATTERNS
         if text_pattern.search(whole)
     ]
-    keywords = _ANY_KEYWORD.search(whole) is not None
+    keywords = _has_keyword(whole)
     if not patterns and not keywords:
         return set()
     return {hit for line in lines for hit in _hits(line, patterns, keywords=keywords)}
@@ -155,11 +160,18 @@ def _hits(
         # The whole match: some patterns capture only a prefix ('ghp' of a GitHub token).
         for match in pattern.finditer(line):
             yield from _kept(kind, match.group(0))
-    if not keywords or _ANY_KEYWORD.search(line) is None:
+    if not keywords or not _has_keyword(line):
         return
     for shape in _KEYWORD_SHAPES:
         for value in _KEYWORD.analyze_string(line, denylist_regex_to_group=shape):
             yield from _kept(KEYWORD_KIND, value)
+
+
+def _has_keyword(text: str) -> bool:
+    """Return whether ``text`` holds one of the keyword detector's keywords, in any case."""
+    if text.isascii():
+        return _ANY_LOWER_KEYWORD.search(text.lower()) is not None
+    return _ANY_KEYWORD.search(text) is not None
 
 
 def _kept(kind: str, value: str) -> Iterator[tuple[str, str]]:

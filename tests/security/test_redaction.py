@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import pytest
-from detect_secrets.plugins.keyword import DENYLIST_REGEX
+from detect_secrets.plugins.keyword import DENYLIST, DENYLIST_REGEX
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
@@ -243,3 +243,28 @@ SCANNED = [
 @pytest.mark.parametrize("text", SCANNED)
 def test_the_pre_scan_finds_what_a_line_by_line_scan_finds(text: str) -> None:
     assert secrets.hits_in(text) == _line_by_line(text)
+
+
+def test_every_keyword_is_lowercase() -> None:
+    # Lowering ASCII text before a case-sensitive search is IGNORECASE's answer only so.
+    for keyword in DENYLIST:
+        assert keyword == keyword.lower(), keyword
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nothing to see",
+        "API_KEY=1",
+        "my Password is",
+        "PaSsWd",
+        "db-pass",
+        "ContraseÑa: x",
+        "ap\u0131_key",  # a dotless i: IGNORECASE folds it onto "i", str.lower does not
+        "\u017fecret",  # a long s: likewise onto "s"
+        "",
+    ],
+)
+def test_the_keyword_check_answers_as_the_case_insensitive_search(text: str) -> None:
+    expected = secrets._ANY_KEYWORD.search(text) is not None
+    assert secrets._has_keyword(text) is expected

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +12,7 @@ import anyio
 import pytest
 from anyio.lowlevel import checkpoint
 from sqlalchemy import Engine, event, insert
+from sqlalchemy.engine import make_url
 
 from app.core.db import (
     SessionMaker,
@@ -259,3 +262,65 @@ async def test_units_nobody_waits_for_share_a_transaction_until_someone_waits(
     assert held == 0
     assert len(commits) == 1
     assert sorted(call.juror for call in stored) == ["a", "b", "c"]
+
+
+@pytest.fixture
+def commit_threads() -> Iterator[list[int]]:
+    """Return the threads that commit, in order, on any engine."""
+    seen: list[int] = []
+
+    def on_commit(_connection: Any) -> None:
+        seen.append(threading.get_ident())
+
+    event.listen(Engine, "commit", on_commit)
+    yield seen
+    event.remove(Engine, "commit", on_commit)
+
+
+@pytest.fixture
+async def sqlite_writer(sqlite_database: str) -> AsyncIterator[tuple[RecordWriter, SessionMaker]]:
+    """Return a record writer on a SQLite file, and the file's session factory."""
+    engine = create_engine(sqlite_database)
+    sessions = create_sessionmaker(engine)
+    record = RecordWriter(sessions)
+    yield record, sessions
+    record.close()
+    await engine.dispose()
+
+
+async def test_a_sqlite_transaction_runs_on_the_event_loop_when_the_lock_is_free(
+    sqlite_writer: tuple[RecordWriter, SessionMaker], commit_threads: list[int]
+) -> None:
+    writer, sessions = sqlite_writer
+    await writer.insert(VERDICTS, verdict_row("v1"))
+    async with session_scope(sessions) as session:
+        row = await VerdictRepository(session).get("v1")
+
+    assert row is not None
+    assert commit_threads[0] == threading.get_ident()
+
+
+async def test_a_write_lock_held_elsewhere_sends_the_transaction_to_the_thread(
+    sqlite_writer: tuple[RecordWriter, SessionMaker],
+    sqlite_database: str,
+    commit_threads: list[int],
+) -> None:
+    writer, sessions = sqlite_writer
+    holder = sqlite3.connect(make_url(sqlite_database).database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(writer.insert, VERDICTS, verdict_row("v1"))
+            # The loop goes on: the attempt on it gave up at once instead of waiting.
+            for _ in range(10):
+                await checkpoint()
+            committed_while_held = list(commit_threads)
+            holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    async with session_scope(sessions) as session:
+        row = await VerdictRepository(session).get("v1")
+
+    assert committed_while_held == []
+    assert row is not None
+    assert commit_threads[0] != threading.get_ident()
