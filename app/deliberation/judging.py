@@ -37,12 +37,16 @@ def calibration_for(
     judge: ModelSpec | None,
     case: prompts.Case,
     deadline: Deadline,
-    priors: LabelPriors,
+    priors: LabelPriors | None,
 ) -> JudgeCalibration | None:
-    """Return the hearing's calibration when its judge is calibrated and there is a choice."""
+    """Return the hearing's calibration when its judge is calibrated and there is a choice.
+
+    Without ``priors`` (kept across verdicts by the service), the hearing measures its own.
+    """
     if judge is None or judge.label_calibration is None or len(case.options) < 2:
         return None
-    return JudgeCalibration(hub=hub, judge=judge, case=case, deadline=deadline, priors=priors)
+    kept = priors if priors is not None else LabelPriors()
+    return JudgeCalibration(hub=hub, judge=judge, case=case, deadline=deadline, priors=kept)
 
 
 @dataclass(slots=True)

@@ -145,9 +145,7 @@ async def deliberate(
     each verdict measures its own.
     """
     transcript = Transcript()
-    calibration = calibration_for(
-        hub, hearing.judge, hearing.case, hearing.deadline, priors or LabelPriors()
-    )
+    calibration = calibration_for(hub, hearing.judge, hearing.case, hearing.deadline, priors)
     if calibration is None and (hearing.judge is None or not hub.reads_ahead(hearing.judge)):
         # Nothing to prepare in the background: no task group (entering and leaving an empty
         # one is a pass through the event loop, 0.05 ms of CPU per verdict).
