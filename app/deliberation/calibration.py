@@ -19,7 +19,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 
@@ -36,7 +36,9 @@ PRIORS_KEPT: Final = 256
 """Priors are per options set, which callers choose: a bound keeps the cache from growing."""
 
 Probabilities = dict[str, float]
-PriorKey = tuple[str, tuple[str, ...], str]
+PriorKey = tuple[str, str, tuple[str, ...], str]
+"""The judge's name, its spec's fingerprint, the options and the prompts' version: what the
+prior depends on. The fingerprint changes with the judge's model, server or script."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +117,29 @@ def calibrate(observed: Mapping[str, float], prior: Mapping[str, float]) -> Prob
     return _normalised(logits)
 
 
-class LabelPriors:
-    """The judges' content-free priors: measured once per judge, options set and prompt."""
+class PriorStore(Protocol):
+    """Where measured priors outlive the process: a later process reads them, not re-measures."""
 
-    def __init__(self, kept: int = PRIORS_KEPT) -> None:
+    async def load(self, key: PriorKey) -> Probabilities | None:
+        """Return the prior kept for ``key``, or None (none kept, or the store unavailable)."""
+        ...
+
+    async def save(self, key: PriorKey, prior: Probabilities) -> None:
+        """Keep ``prior`` for ``key``; a store that cannot keep it says so in its log."""
+        ...
+
+
+class LabelPriors:
+    """The judges' content-free priors: measured once per judge, options set and prompt.
+
+    With a ``store``, a prior is read from it before it is measured, and kept in it once
+    measured: ``jury ask``, one verdict per process, then measures each prior once, not in
+    every process (the probe competes with the jurors for the cores).
+    """
+
+    def __init__(self, kept: int = PRIORS_KEPT, store: PriorStore | None = None) -> None:
         self._kept = kept
+        self._store = store
         self._entries: OrderedDict[PriorKey, _Entry] = OrderedDict()
 
     async def prior(
@@ -134,8 +154,21 @@ class LabelPriors:
         self._entries.move_to_end(key)
         async with entry.lock:
             if entry.prior is None:
-                entry.prior = await measure()
+                entry.prior = await self._kept_or_measured(key, measure)
             return entry.prior
+
+    async def _kept_or_measured(
+        self, key: PriorKey, measure: Callable[[], Awaitable[Probabilities | None]]
+    ) -> Probabilities | None:
+        if self._store is None:
+            return await measure()
+        kept = await self._store.load(key)
+        if kept is not None and set(kept) == set(key[2]):
+            return kept
+        measured = await measure()
+        if measured is not None:
+            await self._store.save(key, measured)
+        return measured
 
 
 @dataclass(slots=True)

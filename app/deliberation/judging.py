@@ -7,6 +7,7 @@ judge then answers as an uncalibrated judge would, and the reason is kept with i
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,21 @@ def calibration_for(
     return JudgeCalibration(hub=hub, judge=judge, case=case, deadline=deadline, priors=kept)
 
 
+# What a judge's spec says that its odds over the labels do not depend on.
+_NOT_IN_FINGERPRINT = frozenset({"timeout_s", "max_concurrency", "cost", "api_key_env"})
+
+
+def judge_fingerprint(judge: ModelSpec) -> str:
+    """Return a digest of what the judge's prior depends on: its model, server and probes.
+
+    A kept prior is reused only under the same fingerprint, so a judge given another model,
+    server, script or sampling is measured again.
+    """
+    spec = judge.model_dump_json(exclude=set(_NOT_IN_FINGERPRINT))
+    probes = f"{PROBE_TOP_LOGPROBS}/{PROBE_MAX_TOKENS}"
+    return hashlib.sha256(f"{spec}|{probes}".encode()).hexdigest()[:32]
+
+
 @dataclass(slots=True)
 class JudgeCalibration:
     """One hearing's label calibration of its judge, and what its probes spent."""
@@ -65,7 +81,12 @@ class JudgeCalibration:
 
     async def prior(self) -> Probabilities | None:
         """Return the judge's content-free prior over the options, measured once per key."""
-        key: PriorKey = (self.judge.name, self.case.options, prompts.PROMPT_VERSION)
+        key: PriorKey = (
+            self.judge.name,
+            judge_fingerprint(self.judge),
+            self.case.options,
+            prompts.PROMPT_VERSION,
+        )
         return await self.priors.prior(key, self._measure_prior)
 
     async def decide(

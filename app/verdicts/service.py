@@ -38,6 +38,7 @@ from app.verdicts.preparation import (
     VerdictPreparation,
     WeightsSource,
 )
+from app.verdicts.record.priors import RecordedPriors
 from app.verdicts.record.repository import VerdictRepository
 from app.verdicts.record.tables import Verdict
 from app.verdicts.record.verdict import VerdictRecord
@@ -73,8 +74,8 @@ class VerdictService:
             rules=rules,
         )
         self._spend = spend
-        # Calibrated judges' content-free priors, measured once for the service's lifetime.
-        self._label_priors = LabelPriors()
+        # Calibrated judges' content-free priors, measured once and kept in the record.
+        self._label_priors = LabelPriors(store=RecordedPriors(sessionmaker))
         # Past its deadline a verdict waits at most this long for its record (see _bound).
         self._record_grace_s = settings.database_timeout_s
         # Every verdict's events also go to the progress log that the SSE stream follows.

@@ -15,16 +15,21 @@ import anyio
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
+from sqlmodel import select
 
+from app.core.config import ModelSpec
 from app.deliberation.calibration import (
     LabelPriors,
     Probabilities,
     calibrate,
     option_probabilities,
 )
+from app.deliberation.judging import judge_fingerprint
 from app.deliberation.schemas import VerdictRequest
 from app.providers.base import TokenLogprobs
 from app.providers.openai_compat import parse_completion
+from app.verdicts.record.priors import RecordedPriors
+from app.verdicts.record.tables import JudgePrior
 from tests.builders import open_bench, scripted_config, step
 
 from .test_protocol import run
@@ -151,7 +156,7 @@ async def test_a_prior_is_measured_once_for_concurrent_verdicts_and_a_failure_is
         await anyio.sleep(0.01)
         return {"A": 0.6, "B": 0.4}
 
-    key = ("judge", ("A", "B"), "v1")
+    key = ("judge", "f1", ("A", "B"), "v1")
     seen: list[Probabilities | None] = []
 
     async def ask() -> None:
@@ -167,7 +172,7 @@ async def test_a_prior_is_measured_once_for_concurrent_verdicts_and_a_failure_is
         measured.append("failed")
         return None
 
-    other = ("judge", ("yes", "no"), "v1")
+    other = ("judge", "f1", ("yes", "no"), "v1")
     assert await priors.prior(other, failing) is None
     assert await priors.prior(other, measure) == {"A": 0.6, "B": 0.4}
     assert measured == ["x", "failed", "x"]
@@ -185,7 +190,7 @@ async def test_the_prior_cache_keeps_only_the_latest_options_sets() -> None:
         return measure
 
     for options in [("a", "b"), ("c", "d"), ("e", "f"), ("a", "b")]:
-        await priors.prior(("judge", options, "v1"), measuring(options))
+        await priors.prior(("judge", "f1", options, "v1"), measuring(options))
     # ("a", "b") was evicted by ("e", "f") and measured again.
     assert calls == [("a", "b"), ("c", "d"), ("e", "f"), ("a", "b")]
 
@@ -295,6 +300,59 @@ async def test_a_verdict_records_its_calibration_with_the_judges_call(sqlite_dat
         verdict.judge.calibration.calibrated["reject"], abs=1e-4
     )
     assert flipped() - before == 1
+
+
+async def test_a_prior_measured_by_one_process_is_read_by_the_next(database_url: str) -> None:
+    judge = step(
+        "approve",
+        label_logprobs={"approve": _log(0.7), "reject": _log(0.3)},
+        label_prior=LEANS_APPROVE,
+    )
+    config = _calibrated_config(judge)
+    spent: list[int] = []
+    for _ in range(2):
+        # A runtime of its own each time, as each ``jury ask`` process opens.
+        async with open_bench(database_url, config) as bench:
+            with anyio.fail_after(GUARD_S):
+                verdict = await bench.service.decide(VerdictRequest(question="Ship 4.2?"))
+            (judge_call,) = [c for c in await bench.calls(verdict.id) if c.role == "judge"]
+            spent.append(judge_call.prompt_tokens)
+            assert verdict.verdict == "reject"
+            assert verdict.judge.calibration is not None
+            assert verdict.judge.calibration.prior == pytest.approx(
+                {"approve": 0.8, "reject": 0.2}, abs=1e-4
+            )
+            async with bench.sessionmaker() as session:
+                kept = (await session.exec(select(JudgePrior))).all()
+    # Each scripted call reads 50 prompt tokens: prior, probe and answer, then probe and answer.
+    assert spent == [3 * 50, 2 * 50]
+    (row,) = kept
+    assert row.judge == "judge"
+    assert row.options == ["approve", "reject"]
+    assert row.prior == pytest.approx({"approve": 0.8, "reject": 0.2})
+
+
+async def test_a_kept_prior_for_another_options_set_or_judge_spec_is_not_read(
+    sqlite_database: str,
+) -> None:
+    config = _calibrated_config(step("approve"))
+    async with open_bench(sqlite_database, config) as bench:
+        store = RecordedPriors(bench.sessionmaker)
+        key = ("judge", "f1", ("approve", "reject"), "v1")
+        await store.save(key, {"approve": 0.8, "reject": 0.2})
+        # A concurrent process's measure of the same key does not replace the first.
+        await store.save(key, {"approve": 0.5, "reject": 0.5})
+        assert await store.load(key) == {"approve": 0.8, "reject": 0.2}
+        assert await store.load(("judge", "f2", ("approve", "reject"), "v1")) is None
+        assert await store.load(("judge", "f1", ("yes", "no"), "v1")) is None
+        assert await store.load(("judge", "f1", ("approve", "reject"), "v2")) is None
+
+
+def test_a_judges_fingerprint_changes_with_its_model_not_its_timeout() -> None:
+    judge = ModelSpec(name="judge", model="openai/qwen", family="qwen", timeout_s=30)
+    assert judge_fingerprint(judge) == judge_fingerprint(judge.model_copy(update={"timeout_s": 90}))
+    other = judge.model_copy(update={"model": "openai/qwen-7b"})
+    assert judge_fingerprint(judge) != judge_fingerprint(other)
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -124,3 +124,21 @@ class IdempotencyRecord(SQLModel, table=True):
     expires_at: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
     )
+
+
+class JudgePrior(SQLModel, table=True):
+    """A calibrated judge's content-free prior over one options set, kept across processes.
+
+    ``key_digest`` digests the whole key (judge, its spec's fingerprint, options, prompts'
+    version); the other columns say what was measured, for a reader of the record.
+    """
+
+    __tablename__ = "judge_priors"
+
+    key_digest: str = Field(primary_key=True, max_length=64)
+    judge: str = Field(max_length=64)
+    fingerprint: str = Field(max_length=64)
+    options: list[str] = Field(sa_column=Column(JsonType, nullable=False))
+    prompt_version: str = Field(max_length=32)
+    prior: dict[str, float] = Field(sa_column=Column(JsonType, nullable=False))
+    measured_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
