@@ -6,6 +6,7 @@ metrics and the public response are the service's job.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 from collections.abc import Sequence
@@ -337,9 +338,15 @@ async def _ask_all(
         turns.append(turn)
         await observer.juror_answered(turn)
 
-    async with anyio.create_task_group() as group:
+    # asyncio's TaskGroup, not anyio's: for three jurors it costs about a sixth of anyio's
+    # (measured: 20 against 123 µs a round, each round of every verdict). The guarantees are
+    # the same on the asyncio loop the service runs on: a cancelled caller (the verdict's
+    # deadline, shutdown: anyio scopes around this call) cancels every juror and waits for
+    # them, and a juror's error cancels the others and is raised in an ExceptionGroup, as
+    # anyio's group does. Each call keeps its own anyio deadline (``complete_within``).
+    async with asyncio.TaskGroup() as group:
         for juror in sitting:
-            group.start_soon(ask, juror)
+            group.create_task(ask(juror))
 
 
 async def _end_round(
