@@ -15,6 +15,12 @@ What Jury turns off, because it spends CPU on every call for nothing Jury reads 
   map does not know (a self-hosted or fake one) it walks every provider and region variant and
   records a zero-cost diagnostic, each call. Such a model costs nothing Jury can measure, so on
   its first call it is registered at zero cost, and later calls find it at once.
+- Pricing a model Jury registered at zero cost. Even registered, litellm prices each of its
+  responses in full (model info twice, tiered and cached-token rates, a zero-cost diagnostic)
+  to arrive at 0.0: a fifth of a call's CPU inside litellm, with no setting to skip it. While
+  no litellm callback is registered, a call to such a model answers litellm's cost question
+  with 0.0 at once (``install_zero_price_shortcut``). A model litellm prices keeps litellm's
+  full calculation, so its cost stays litellm's.
 - The OpenAI SDK under ``openai/...`` models. By default litellm sends those through the
   ``openai`` package, which walks every request parameter (the messages, the whole JSON schema)
   against its TypedDict annotations and builds its own response objects before litellm
@@ -37,11 +43,13 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import litellm
 from litellm import exceptions as llm_errors
 from litellm._internal_context import is_internal_call
+from litellm.litellm_core_utils.litellm_logging import Logging as LiteLLMLogging
 
 from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
@@ -88,14 +96,16 @@ class LiteLLMProvider:
 
     def __init__(self) -> None:
         self._priced: set[str] = set()  # models whose price litellm has (or was given)
+        self._zero_priced: set[str] = set()  # the models this provider registered at zero
         os.environ.setdefault(OPENAI_HTTP_HANDLER_ENV, "true")
         quiet_litellm_logs()
+        install_zero_price_shortcut()
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Send one structured-output chat call and return the raw text with usage."""
         self._ensure_priced(spec.model)
         try:
-            with _without_unread_logging():
+            with _without_unread_logging(), _priced_at_zero(self.priced_at_zero(spec.model)):
                 response = await litellm.acompletion(**_call_arguments(spec, request))
         except ProviderError:
             raise
@@ -131,12 +141,17 @@ class LiteLLMProvider:
                 # Only a shortcut was lost: the first real call sets itself up.
                 logger.debug("litellm warm-up of %s failed: %s", model, type(exc).__name__)
 
+    def priced_at_zero(self, model: str) -> bool:
+        """Return whether this provider registered ``model`` at zero cost (litellm had no price)."""
+        return model in self._zero_priced
+
     def _ensure_priced(self, model: str) -> None:
         """Register a model litellm cannot price at zero cost, once per model."""
         if model in self._priced:
             return
         if not knows_price(model):
             register_zero_price(model)
+            self._zero_priced.add(model)
         self._priced.add(model)
 
 
@@ -191,6 +206,47 @@ def _without_unread_logging() -> Iterator[None]:
         yield
     finally:
         is_internal_call.reset(token)
+
+
+# Set for the duration of a call whose model Jury registered at zero cost, while no litellm
+# callback is registered; litellm copies the context into the thread it prepares calls in.
+_ZERO_PRICED_CALL: ContextVar[bool] = ContextVar("jury_zero_priced_call", default=False)
+_SHORTCUT_MARK = "_jury_zero_price_shortcut"
+
+
+@contextmanager
+def _priced_at_zero(zero_priced: bool) -> Iterator[None]:
+    """Mark the call as one to a zero-priced model, unless someone reads litellm's logging."""
+    if not zero_priced or logging_wanted():
+        yield
+        return
+    token = _ZERO_PRICED_CALL.set(True)
+    try:
+        yield
+    finally:
+        _ZERO_PRICED_CALL.reset(token)
+
+
+def install_zero_price_shortcut() -> None:
+    """Answer litellm's cost question with 0.0 at once for a zero-priced call, once per process.
+
+    litellm has no switch to skip pricing, and registering a zero price does not shorten it:
+    ``Logging.response_cost_calculator`` (which sets ``response_cost`` on every response)
+    still resolves the model's info, walks its rate tables and records a zero-cost
+    diagnostic. Only calls marked by ``_priced_at_zero`` are answered here; every other call,
+    in Jury or elsewhere in the process, runs litellm's own calculation unchanged.
+    """
+    litellm_calculation = LiteLLMLogging.response_cost_calculator
+    if getattr(litellm_calculation, _SHORTCUT_MARK, False):
+        return
+
+    def response_cost_calculator(self: LiteLLMLogging, *args: Any, **kwargs: Any) -> float | None:
+        if _ZERO_PRICED_CALL.get():
+            return 0.0
+        return litellm_calculation(self, *args, **kwargs)
+
+    setattr(response_cost_calculator, _SHORTCUT_MARK, True)
+    LiteLLMLogging.response_cost_calculator = response_cost_calculator  # type: ignore[method-assign]
 
 
 def _call_arguments(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:

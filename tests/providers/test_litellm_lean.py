@@ -1,5 +1,5 @@
 """What the litellm provider turns off: logging nobody reads, price searches that cannot succeed,
-INFO logs on every call.
+pricing models registered at zero cost, INFO logs on every call.
 
 Real litellm calls against the fake OpenAI-compatible upstream on loopback.
 """
@@ -16,15 +16,18 @@ from typing import Any
 import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.litellm_core_utils.litellm_logging import Logging as LiteLLMLogging
 from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
 from app.core.config import ModelSpec
 from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
 from app.providers.base import CompletionRequest, Message
 from app.providers.litellm_provider import (
+    _CALLBACK_LISTS,
     LITELLM_LOG_ENV,
     LITELLM_LOGGERS,
     LiteLLMProvider,
+    _priced_at_zero,
     knows_price,
     logging_wanted,
 )
@@ -33,6 +36,7 @@ from tests.perf.upstream_server import fake_upstream
 pytestmark = pytest.mark.anyio
 
 OPTIONS = ("approve", "reject")
+PRICED_MODEL = "openai/gpt-4o-mini"
 LOGGING_TASK = "_client_async_logging_helper"
 
 
@@ -93,11 +97,21 @@ async def test_without_callbacks_a_call_queues_no_litellm_logging() -> None:
     assert pending == []
 
 
-async def test_a_registered_litellm_callback_still_sees_every_call(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def callback_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give the test its own copies of litellm's callback lists.
+
+    litellm moves a registered callback into its other lists on the next call: restoring
+    ``litellm.callbacks`` alone would leave it registered for every later test.
+    """
+    for name in _CALLBACK_LISTS:
+        monkeypatch.setattr(litellm, name, list(getattr(litellm, name)))
+
+
+@pytest.mark.usefixtures("callback_lists")
+async def test_a_registered_litellm_callback_still_sees_every_call() -> None:
     recorder = Recorder()
-    monkeypatch.setattr(litellm, "callbacks", [recorder])
+    litellm.callbacks.append(recorder)
     assert logging_wanted()
     async with upstream() as base:
         spec = unpriced_spec(base)
@@ -172,3 +186,70 @@ def test_litellm_logs_at_warning_unless_litellm_log_says_otherwise(
     LiteLLMProvider()
 
     assert {logging.getLogger(name).level for name in LITELLM_LOGGERS} == {level}
+
+
+def hosted_spec(api_base: str) -> ModelSpec:
+    """Return a juror on a model litellm prices, served by the fake upstream."""
+    return ModelSpec(name="gpt", model=PRICED_MODEL, family="openai", api_base=api_base)
+
+
+async def test_a_priced_hosted_model_is_charged_litellm_s_price() -> None:
+    async with upstream() as base:
+        completion = await LiteLLMProvider().complete(hosted_spec(base), request())
+
+    info = litellm.get_model_info(PRICED_MODEL)
+    input_price, output_price = info["input_cost_per_token"], info["output_cost_per_token"]
+    assert input_price is not None
+    assert output_price is not None
+    expected = completion.prompt_tokens * input_price + completion.completion_tokens * output_price
+    assert completion.prompt_tokens > 0
+    assert completion.cost_usd > 0
+    assert completion.cost_usd == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+def test_a_zero_priced_call_is_answered_without_litellm_s_calculation(
+    anyio_backend: str,
+) -> None:
+    LiteLLMProvider()  # installs the shortcut
+    not_a_logging_object: Any = object()  # litellm's own calculation would fail on it
+
+    with _priced_at_zero(True):
+        cost = LiteLLMLogging.response_cost_calculator(not_a_logging_object, result=None)
+    with pytest.raises(AttributeError):
+        LiteLLMLogging.response_cost_calculator(not_a_logging_object, result=None)
+
+    assert cost == 0.0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+def test_the_shortcut_is_installed_once(anyio_backend: str) -> None:
+    LiteLLMProvider()
+    installed = LiteLLMLogging.response_cost_calculator
+    LiteLLMProvider()
+
+    assert LiteLLMLogging.response_cost_calculator is installed
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.usefixtures("callback_lists")
+def test_a_registered_callback_keeps_litellm_s_calculation_for_zero_priced_calls(
+    anyio_backend: str,
+) -> None:
+    litellm.callbacks.append(Recorder())
+    LiteLLMProvider()
+    not_a_logging_object: Any = object()
+
+    with _priced_at_zero(True), pytest.raises(AttributeError):
+        LiteLLMLogging.response_cost_calculator(not_a_logging_object, result=None)
+
+
+async def test_only_models_registered_at_zero_cost_take_the_shortcut() -> None:
+    async with upstream() as base:
+        provider = LiteLLMProvider()
+        unpriced = unpriced_spec(base)
+        await provider.complete(unpriced, request())
+        await provider.complete(hosted_spec(base), request())
+
+    assert provider.priced_at_zero(unpriced.model)
+    assert not provider.priced_at_zero(PRICED_MODEL)
