@@ -269,13 +269,17 @@ async def test_a_judge_whose_server_gives_no_logprobs_is_uncalibrated_and_says_s
     assert outcome.calibration_skipped == "no_logprobs"
 
 
-async def test_a_verdict_records_its_calibration_with_the_judges_call(sqlite_database: str) -> None:
-    judge = step(
+def _judge_that_flips_once_calibrated() -> dict[str, Any]:
+    """Return a judge that says approve at 0.7 while its prior leans further to approve."""
+    return step(
         "approve",
         label_logprobs={"approve": _log(0.7), "reject": _log(0.3)},
         label_prior=LEANS_APPROVE,
     )
-    config = _calibrated_config(judge)
+
+
+async def test_a_verdict_records_its_calibration_with_the_judges_call(sqlite_database: str) -> None:
+    config = _calibrated_config(_judge_that_flips_once_calibrated())
 
     def flipped() -> float:
         labels = {"judge": "judge", "outcome": "flipped"}
@@ -303,12 +307,7 @@ async def test_a_verdict_records_its_calibration_with_the_judges_call(sqlite_dat
 
 
 async def test_a_prior_measured_by_one_process_is_read_by_the_next(database_url: str) -> None:
-    judge = step(
-        "approve",
-        label_logprobs={"approve": _log(0.7), "reject": _log(0.3)},
-        label_prior=LEANS_APPROVE,
-    )
-    config = _calibrated_config(judge)
+    config = _calibrated_config(_judge_that_flips_once_calibrated())
     spent: list[int] = []
     for _ in range(2):
         # A runtime of its own each time, as each ``jury ask`` process opens.
