@@ -35,6 +35,11 @@ What Jury turns off, because it spends CPU on every call for nothing Jury reads 
   lays out every line). Measured in ``jury bench``: a third of the litellm transport's CPU per
   verdict, half of it in the thread where litellm prepares each request. Their level is
   WARNING, or what ``LITELLM_LOG`` says when the operator sets it.
+- Asking twice per call whether a model goes to the Responses API. ``completion()`` runs
+  ``responses_api_bridge_check`` twice per call, each a full model-info lookup (8% of a call's
+  instructions under callgrind). For Jury's calls (no tools, web search or reasoning options)
+  its answer depends only on the model, provider, base URL and settings, so each is asked once
+  and remembered (``install_bridge_memo``); every other call asks litellm each time.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import litellm
+import litellm.main as litellm_main
 from litellm import exceptions as llm_errors
 from litellm._internal_context import is_internal_call
 from litellm.litellm_core_utils.litellm_logging import Logging as LiteLLMLogging
@@ -100,12 +106,17 @@ class LiteLLMProvider:
         os.environ.setdefault(OPENAI_HTTP_HANDLER_ENV, "true")
         quiet_litellm_logs()
         install_zero_price_shortcut()
+        install_bridge_memo()
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Send one structured-output chat call and return the raw text with usage."""
         self._ensure_priced(spec.model)
         try:
-            with _without_unread_logging(), _priced_at_zero(self.priced_at_zero(spec.model)):
+            with (
+                _without_unread_logging(),
+                _priced_at_zero(self.priced_at_zero(spec.model)),
+                _jury_call(),
+            ):
                 response = await litellm.acompletion(**_call_arguments(spec, request))
         except ProviderError:
             raise
@@ -167,6 +178,7 @@ def knows_price(model: str) -> bool:
 def register_zero_price(model: str) -> None:
     """Tell litellm that ``model`` costs nothing, so that it stops searching for its price."""
     provider = model.split("/", 1)[0] if "/" in model else "openai"
+    _BRIDGE_ANSWERS.clear()  # a model's info changes: so may litellm's answer for it
     litellm.register_model(
         {
             model: {
@@ -247,6 +259,88 @@ def install_zero_price_shortcut() -> None:
 
     setattr(response_cost_calculator, _SHORTCUT_MARK, True)
     LiteLLMLogging.response_cost_calculator = response_cost_calculator  # type: ignore[method-assign]
+
+
+# Set for the duration of one of Jury's calls; copied with the context into litellm's thread.
+_JURY_CALL: ContextVar[bool] = ContextVar("jury_litellm_call", default=False)
+_BRIDGE_MARK = "_jury_bridge_memo"
+# litellm's answers for Jury's calls: (model info, model) by model, provider, base URL, settings.
+_BRIDGE_ANSWERS: dict[tuple[object, ...], tuple[dict[str, Any], str]] = {}
+
+
+@contextmanager
+def _jury_call() -> Iterator[None]:
+    token = _JURY_CALL.set(True)
+    try:
+        yield
+    finally:
+        _JURY_CALL.reset(token)
+
+
+def install_bridge_memo() -> None:
+    """Ask litellm once per model whether Jury's calls to it go to the Responses API.
+
+    ``completion()`` asks twice per call (``responses_api_bridge_check``), each time resolving
+    the model's info. The answer to a call without tools, web search or reasoning options (all
+    of Jury's) depends on the model, provider and base URL, litellm's global routing switch
+    and base URL, the OpenAI base URL variables and the cost map (its size and the model's
+    registered mode), which are the memo's key; the memo is emptied when the provider registers
+    a model. Any other call is litellm's own.
+    """
+    litellm_check = litellm_main.responses_api_bridge_check
+    if getattr(litellm_check, _BRIDGE_MARK, False):
+        return
+
+    def responses_api_bridge_check(
+        model: str,
+        custom_llm_provider: str,
+        web_search_options: Any = None,
+        tools: Any = None,
+        reasoning_effort: Any = None,
+        reasoning_summary: Any = None,
+        api_base: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        plain = (web_search_options, tools, reasoning_effort, reasoning_summary) == (None,) * 4
+        if not (plain and _JURY_CALL.get()):
+            return litellm_check(
+                model,
+                custom_llm_provider,
+                web_search_options=web_search_options,
+                tools=tools,
+                reasoning_effort=reasoning_effort,
+                reasoning_summary=reasoning_summary,
+                api_base=api_base,
+            )
+        key = _bridge_key(model, custom_llm_provider, api_base)
+        answer = _BRIDGE_ANSWERS.get(key)
+        if answer is None:
+            info, routed = litellm_check(model, custom_llm_provider, api_base=api_base)
+            answer = _BRIDGE_ANSWERS[key] = (dict(info), routed)
+        return dict(answer[0]), answer[1]
+
+    setattr(responses_api_bridge_check, _BRIDGE_MARK, True)
+    litellm_main.responses_api_bridge_check = responses_api_bridge_check
+
+
+def _bridge_key(model: str, provider: str, api_base: str | None) -> tuple[object, ...]:
+    return (
+        model,
+        provider,
+        api_base,
+        litellm.route_all_chat_openai_to_responses,
+        litellm.api_base,
+        os.environ.get("OPENAI_BASE_URL"),
+        os.environ.get("OPENAI_API_BASE"),
+        id(litellm.model_cost),
+        len(litellm.model_cost),
+        _registered_mode(model),
+        _registered_mode(f"{provider}/{model}"),
+    )
+
+
+def _registered_mode(name: str) -> object:
+    entry = litellm.model_cost.get(name)
+    return entry.get("mode") if isinstance(entry, dict) else None
 
 
 def _call_arguments(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
