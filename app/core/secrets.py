@@ -84,8 +84,29 @@ _KEYWORD_SHAPES = (QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP, CONFIG_DENYLIST_REGE
 # newline ends a word as the end of a line does, and ``^``/``$`` match at every line
 # (MULTILINE). Every keyword shape contains one of the keywords (any case): a line without one
 # yields nothing. tests/security/test_redaction.py holds the patterns to these conditions.
-_DETECTOR_PATTERNS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
-    (kind, pattern, re.compile(pattern.pattern, pattern.flags | re.MULTILINE))
+#
+# Some whole-text searches still cost more than the rest of the scan together: a pattern that
+# opens on a class or an alternation (``(?:\s|=|:|"|^)AKC...``) is tried at every position
+# of the text, where one that opens on a literal skips to where it occurs. Every match of each
+# pattern below holds the text it maps to (a literal outside any alternation, repetition or
+# case folding), so a text without it cannot match and is not searched: a ``str`` containment
+# test, a fraction of a microsecond. Screening the bench's 1 kB diff: 0.25 -> 0.07 ms. Keyed
+# by the pattern's own text: a pattern a detect-secrets upgrade changes loses its pre-check,
+# not its matches. tests/security/test_redaction.py checks each against the parsed pattern.
+_REQUIRED_TEXT: dict[str, str] = {
+    r'(?:\s|=|:|"|^)AKC[a-zA-Z0-9]{10,}(?:\s|"|$)': "AKC",
+    r'(?:\s|=|:|"|^)AP[\dABCDEF][a-zA-Z0-9]{8,}(?:\s|"|$)': "AP",
+    r"[0-9a-z]{32}-us[0-9]{1,2}": "-us",
+    r"(?:r|s)k_live_[0-9a-zA-Z]{24}": "k_live_",
+}
+# Each pattern with its kind, its form for the whole text, and the text it requires ("": none).
+_DETECTOR_PATTERNS: tuple[tuple[str, re.Pattern[str], re.Pattern[str], str], ...] = tuple(
+    (
+        kind,
+        pattern,
+        re.compile(pattern.pattern, pattern.flags | re.MULTILINE),
+        _REQUIRED_TEXT.get(pattern.pattern, ""),
+    )
     for kind, detector in DETECTORS
     for pattern in detector.denylist
 )
@@ -134,8 +155,8 @@ def hits_in(text: str) -> set[tuple[str, str]]:
     whole = "\n".join(lines)  # every line break a "\n", where MULTILINE's ^ and $ match
     patterns = [
         (kind, line_pattern)
-        for kind, line_pattern, text_pattern in _DETECTOR_PATTERNS
-        if text_pattern.search(whole)
+        for kind, line_pattern, text_pattern, required in _DETECTOR_PATTERNS
+        if required in whole and text_pattern.search(whole)
     ]
     keywords = _has_keyword(whole)
     if not patterns and not keywords:

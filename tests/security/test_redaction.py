@@ -7,6 +7,7 @@ a response or an error body.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -209,7 +210,7 @@ async def test_responses_include_the_redacted_kinds_over_http_too(sqlite_databas
 
 def _line_by_line(text: str) -> set[tuple[str, str]]:
     """Return every hit as the scan did before its pre-scan: every pattern on every line."""
-    patterns = [(kind, pattern) for kind, pattern, _ in secrets._DETECTOR_PATTERNS]
+    patterns = [(kind, pattern) for kind, pattern, _, _ in secrets._DETECTOR_PATTERNS]
     return {
         hit for line in text.splitlines() for hit in secrets._hits(line, patterns, keywords=True)
     }
@@ -217,8 +218,46 @@ def _line_by_line(text: str) -> set[tuple[str, str]]:
 
 def test_detector_patterns_keep_the_pre_scan_exact() -> None:
     # A line's match is a match of the whole text only without these; see app.core.secrets.
-    for _kind, pattern, _ in secrets._DETECTOR_PATTERNS:
+    for _kind, pattern, _, _ in secrets._DETECTOR_PATTERNS:
         assert not re.search(r"\\A|\\Z|\(\?<[=!]", pattern.pattern), pattern.pattern
+
+
+_PARSER = importlib.import_module("re._parser")  # CPython's: the pattern as the matcher reads it
+
+
+def _required_literals(items: Any) -> list[str]:
+    """Return the runs of literal characters of parsed ``items`` that every match holds."""
+    runs: list[str] = []
+    run = ""
+    for op, value in items:
+        if op is _PARSER.LITERAL:
+            run += chr(value)
+            continue
+        runs, run = [*runs, run], ""
+        # A group without flags of its own matches its items in sequence; anything else
+        # (an alternation, a repetition, a class) may match without a given literal.
+        if op is _PARSER.SUBPATTERN and not value[1] | value[2]:
+            runs += _required_literals(value[3])
+    return [literal for literal in [*runs, run] if literal]
+
+
+def test_each_required_text_is_a_literal_every_match_holds() -> None:
+    gated = {pattern.pattern: pattern for _, pattern, _, _ in secrets._DETECTOR_PATTERNS}
+    for source, required in secrets._REQUIRED_TEXT.items():
+        pattern = gated.get(source)
+        assert pattern is not None, f"no detector pattern is {source!r}"
+        parsed = _PARSER.parse(pattern.pattern, pattern.flags)
+        assert not parsed.state.flags & re.IGNORECASE, source
+        assert any(required in literal for literal in _required_literals(parsed)), source
+    assert all(
+        required == secrets._REQUIRED_TEXT.get(pattern.pattern, "")
+        for _, pattern, _, required in secrets._DETECTOR_PATTERNS
+    )
+
+
+def test_a_literal_in_an_alternation_repetition_or_flagged_group_is_not_required() -> None:
+    assert _required_literals(_PARSER.parse("(?:ab|cd)x(yz)w")) == ["x", "yz", "w"]
+    assert _required_literals(_PARSER.parse("(?:abc)?d+(?i:ef)")) == []
 
 
 def test_every_keyword_shape_needs_a_keyword() -> None:
@@ -232,6 +271,7 @@ SCANNED = [
     CONTEXT.replace("\n", "\r\n"),
     "\n".join(CANARIES.values()),
     "x" + "\rAKC" + "a" * 12 + "\r",  # artifactory: starts a line after a bare carriage return
+    'artifactory: "AP6' + "b" * 10 + '"\nmailchimp: ' + "0a" * 16 + "-us12\n",
     'config:\n  password: "hunter2hunter2"\nsecret = "s3cr3t-value"\n',
     '"abcdefgh" == my_password\nPASSWORD="Upper-Case-Value"\n',
     f"token at the end {CANARIES['github_token']}\n{CANARIES['stripe_key']} at the start",
