@@ -210,7 +210,7 @@ async def test_responses_include_the_redacted_kinds_over_http_too(sqlite_databas
 
 def _line_by_line(text: str) -> set[tuple[str, str]]:
     """Return every hit as the scan did before its pre-scan: every pattern on every line."""
-    patterns = [(kind, pattern) for kind, pattern, _, _ in secrets._DETECTOR_PATTERNS]
+    patterns = [(detector.kind, detector.line) for detector in secrets._DETECTOR_PATTERNS]
     return {
         hit for line in text.splitlines() for hit in secrets._hits(line, patterns, keywords=True)
     }
@@ -218,7 +218,8 @@ def _line_by_line(text: str) -> set[tuple[str, str]]:
 
 def test_detector_patterns_keep_the_pre_scan_exact() -> None:
     # A line's match is a match of the whole text only without these; see app.core.secrets.
-    for _kind, pattern, _, _ in secrets._DETECTOR_PATTERNS:
+    for detector in secrets._DETECTOR_PATTERNS:
+        pattern = detector.line
         assert not re.search(r"\\A|\\Z|\(\?<[=!]", pattern.pattern), pattern.pattern
 
 
@@ -242,16 +243,23 @@ def _required_literals(items: Any) -> list[str]:
 
 
 def test_each_required_text_is_a_literal_every_match_holds() -> None:
-    gated = {pattern.pattern: pattern for _, pattern, _, _ in secrets._DETECTOR_PATTERNS}
+    detectors = {detector.line.pattern: detector for detector in secrets._DETECTOR_PATTERNS}
     for source, required in secrets._REQUIRED_TEXT.items():
-        pattern = gated.get(source)
-        assert pattern is not None, f"no detector pattern is {source!r}"
-        parsed = _PARSER.parse(pattern.pattern, pattern.flags)
-        assert not parsed.state.flags & re.IGNORECASE, source
-        assert any(required in literal for literal in _required_literals(parsed)), source
+        detector = detectors.get(source)
+        assert detector is not None, f"no detector pattern is {source!r}"
+        assert detector.required == required
+        parsed = _PARSER.parse(source, detector.line.flags)
+        literals = _required_literals(parsed)
+        if parsed.state.flags & re.IGNORECASE:
+            # Tested against the lowered text: every literal ASCII, so that lowering folds it
+            # as the pattern does.
+            assert required == required.lower(), source
+            assert required.isascii(), source
+            literals = [literal.lower() for literal in literals if literal.isascii()]
+        assert any(required in literal for literal in literals), source
     assert all(
-        required == secrets._REQUIRED_TEXT.get(pattern.pattern, "")
-        for _, pattern, _, required in secrets._DETECTOR_PATTERNS
+        detector.required == secrets._REQUIRED_TEXT.get(detector.line.pattern, "")
+        for detector in secrets._DETECTOR_PATTERNS
     )
 
 
@@ -272,6 +280,8 @@ SCANNED = [
     "\n".join(CANARIES.values()),
     "x" + "\rAKC" + "a" * 12 + "\r",  # artifactory: starts a line after a bare carriage return
     'artifactory: "AP6' + "b" * 10 + '"\nmailchimp: ' + "0a" * 16 + "-us12\n",
+    "AWS_SECRET_KEY = '" + "A" * 40 + "'\nhttps://HOOKS.slack.com/services/T0/B0/x1\n",
+    "xOx" + "b-1234-abc\naw\u017f key: '" + "a" * 40 + "'\n",  # a long s: folded onto "s"
     'config:\n  password: "hunter2hunter2"\nsecret = "s3cr3t-value"\n',
     '"abcdefgh" == my_password\nPASSWORD="Upper-Case-Value"\n',
     f"token at the end {CANARIES['github_token']}\n{CANARIES['stripe_key']} at the start",
