@@ -295,6 +295,12 @@ def test_the_pre_scan_finds_what_a_line_by_line_scan_finds(text: str) -> None:
     assert secrets.hits_in(text) == _line_by_line(text)
 
 
+def test_every_keyword_holds_one_of_the_pre_checked_parts() -> None:
+    for keyword in DENYLIST:
+        literals = _required_literals(_PARSER.parse(keyword))
+        assert any(part in literal for part in secrets._KEYWORD_PARTS for literal in literals)
+
+
 def test_every_keyword_is_lowercase() -> None:
     # Lowering ASCII text before a case-sensitive search is IGNORECASE's answer only so.
     for keyword in DENYLIST:
