@@ -263,6 +263,27 @@ def test_each_required_text_is_a_literal_every_match_holds() -> None:
     )
 
 
+def test_telegrams_pattern_is_the_one_pre_checked_for_digits_then_a_colon() -> None:
+    checked = [d for d in secrets._DETECTOR_PATTERNS if d.digits_then_colon]
+    assert [d.kind for d in checked] == ["telegram_token"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bot 123456789:" + "A" * 35,
+        "12345678:" + "b_-" * 12,
+        "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668:" + "c" * 35,  # Arabic-Indic digits
+        "1234567:" + "d" * 35,
+        "def charge(customer, amount):\n    12345678 :" + "e" * 35,
+    ],
+)
+def test_a_text_telegrams_pattern_matches_has_digits_then_a_colon(text: str) -> None:
+    (detector,) = [d for d in secrets._DETECTOR_PATTERNS if d.digits_then_colon]
+    matched = detector.whole.search(text) is not None
+    assert secrets._has_digits_then_colon(text) is matched
+
+
 def test_a_literal_in_an_alternation_repetition_or_flagged_group_is_not_required() -> None:
     assert _required_literals(_PARSER.parse("(?:ab|cd)x(yz)w")) == ["x", "yz", "w"]
     assert _required_literals(_PARSER.parse("(?:abc)?d+(?i:ef)")) == []
@@ -282,6 +303,7 @@ SCANNED = [
     'artifactory: "AP6' + "b" * 10 + '"\nmailchimp: ' + "0a" * 16 + "-us12\n",
     "AWS_SECRET_KEY = '" + "A" * 40 + "'\nhttps://HOOKS.slack.com/services/T0/B0/x1\n",
     "xOx" + "b-1234-abc\naw\u017f key: '" + "a" * 40 + "'\n",  # a long s: folded onto "s"
+    "telegram: 123456789:" + "T" * 35 + "\n",
     'config:\n  password: "hunter2hunter2"\nsecret = "s3cr3t-value"\n',
     '"abcdefgh" == my_password\nPASSWORD="Upper-Case-Value"\n',
     f"token at the end {CANARIES['github_token']}\n{CANARIES['stripe_key']} at the start",
