@@ -244,7 +244,7 @@ def _require_reason(field: str, text: str, options: Sequence[str]) -> None:
     Numbers are not words here: "1.0, 1.0, 1.0" (a small model looping on the confidence) is
     filler, not a reason.
     """
-    said = [word for word in words(text) if any(char.isalpha() for char in word)]
+    said = [word for word in words(text) if any(map(str.isalpha, word))]
     labels = {option.casefold() for option in options}
     if " ".join(said).casefold() in labels or len(said) < MIN_REASON_WORDS:
         raise InvalidOutputError(

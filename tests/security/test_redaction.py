@@ -7,6 +7,7 @@ a response or an error body.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -209,7 +210,7 @@ async def test_responses_include_the_redacted_kinds_over_http_too(sqlite_databas
 
 def _line_by_line(text: str) -> set[tuple[str, str]]:
     """Return every hit as the scan did before its pre-scan: every pattern on every line."""
-    patterns = [(kind, pattern) for kind, pattern, _ in secrets._DETECTOR_PATTERNS]
+    patterns = [(detector.kind, detector.line) for detector in secrets._DETECTOR_PATTERNS]
     return {
         hit for line in text.splitlines() for hit in secrets._hits(line, patterns, keywords=True)
     }
@@ -217,8 +218,75 @@ def _line_by_line(text: str) -> set[tuple[str, str]]:
 
 def test_detector_patterns_keep_the_pre_scan_exact() -> None:
     # A line's match is a match of the whole text only without these; see app.core.secrets.
-    for _kind, pattern, _ in secrets._DETECTOR_PATTERNS:
+    for detector in secrets._DETECTOR_PATTERNS:
+        pattern = detector.line
         assert not re.search(r"\\A|\\Z|\(\?<[=!]", pattern.pattern), pattern.pattern
+
+
+_PARSER = importlib.import_module("re._parser")  # CPython's: the pattern as the matcher reads it
+
+
+def _required_literals(items: Any) -> list[str]:
+    """Return the runs of literal characters of parsed ``items`` that every match holds."""
+    runs: list[str] = []
+    run = ""
+    for op, value in items:
+        if op is _PARSER.LITERAL:
+            run += chr(value)
+            continue
+        runs, run = [*runs, run], ""
+        # A group without flags of its own matches its items in sequence; anything else
+        # (an alternation, a repetition, a class) may match without a given literal.
+        if op is _PARSER.SUBPATTERN and not value[1] | value[2]:
+            runs += _required_literals(value[3])
+    return [literal for literal in [*runs, run] if literal]
+
+
+def test_each_required_text_is_a_literal_every_match_holds() -> None:
+    detectors = {detector.line.pattern: detector for detector in secrets._DETECTOR_PATTERNS}
+    for source, required in secrets._REQUIRED_TEXT.items():
+        detector = detectors.get(source)
+        assert detector is not None, f"no detector pattern is {source!r}"
+        assert detector.required == required
+        parsed = _PARSER.parse(source, detector.line.flags)
+        literals = _required_literals(parsed)
+        if parsed.state.flags & re.IGNORECASE:
+            # Tested against the lowered text: every literal ASCII, so that lowering folds it
+            # as the pattern does.
+            assert required == required.lower(), source
+            assert required.isascii(), source
+            literals = [literal.lower() for literal in literals if literal.isascii()]
+        assert any(required in literal for literal in literals), source
+    assert all(
+        detector.required == secrets._REQUIRED_TEXT.get(detector.line.pattern, "")
+        for detector in secrets._DETECTOR_PATTERNS
+    )
+
+
+def test_telegrams_pattern_is_the_one_pre_checked_for_digits_then_a_colon() -> None:
+    checked = [d for d in secrets._DETECTOR_PATTERNS if d.digits_then_colon]
+    assert [d.kind for d in checked] == ["telegram_token"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bot 123456789:" + "A" * 35,
+        "12345678:" + "b_-" * 12,
+        "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668:" + "c" * 35,  # Arabic-Indic digits
+        "1234567:" + "d" * 35,
+        "def charge(customer, amount):\n    12345678 :" + "e" * 35,
+    ],
+)
+def test_a_text_telegrams_pattern_matches_has_digits_then_a_colon(text: str) -> None:
+    (detector,) = [d for d in secrets._DETECTOR_PATTERNS if d.digits_then_colon]
+    matched = detector.whole.search(text) is not None
+    assert secrets._has_digits_then_colon(text) is matched
+
+
+def test_a_literal_in_an_alternation_repetition_or_flagged_group_is_not_required() -> None:
+    assert _required_literals(_PARSER.parse("(?:ab|cd)x(yz)w")) == ["x", "yz", "w"]
+    assert _required_literals(_PARSER.parse("(?:abc)?d+(?i:ef)")) == []
 
 
 def test_every_keyword_shape_needs_a_keyword() -> None:
@@ -232,6 +300,10 @@ SCANNED = [
     CONTEXT.replace("\n", "\r\n"),
     "\n".join(CANARIES.values()),
     "x" + "\rAKC" + "a" * 12 + "\r",  # artifactory: starts a line after a bare carriage return
+    'artifactory: "AP6' + "b" * 10 + '"\nmailchimp: ' + "0a" * 16 + "-us12\n",
+    "AWS_SECRET_KEY = '" + "A" * 40 + "'\nhttps://HOOKS.slack.com/services/T0/B0/x1\n",
+    "xOx" + "b-1234-abc\naw\u017f key: '" + "a" * 40 + "'\n",  # a long s: folded onto "s"
+    "telegram: 123456789:" + "T" * 35 + "\n",
     'config:\n  password: "hunter2hunter2"\nsecret = "s3cr3t-value"\n',
     '"abcdefgh" == my_password\nPASSWORD="Upper-Case-Value"\n',
     f"token at the end {CANARIES['github_token']}\n{CANARIES['stripe_key']} at the start",
@@ -243,6 +315,12 @@ SCANNED = [
 @pytest.mark.parametrize("text", SCANNED)
 def test_the_pre_scan_finds_what_a_line_by_line_scan_finds(text: str) -> None:
     assert secrets.hits_in(text) == _line_by_line(text)
+
+
+def test_every_keyword_holds_one_of_the_pre_checked_parts() -> None:
+    for keyword in DENYLIST:
+        literals = _required_literals(_PARSER.parse(keyword))
+        assert any(part in literal for part in secrets._KEYWORD_PARTS for literal in literals)
 
 
 def test_every_keyword_is_lowercase() -> None:

@@ -105,14 +105,14 @@ class Unit:
     done: bool = False
     error: Exception | None = None
     # Made by the first waiter (``settled``), not per unit: most units are committed before
-    # anyone waits on them, and an Event costs a backend lookup to make.
-    finished: anyio.Event | None = None
+    # anyone waits on them.
+    finished: asyncio.Event | None = None
 
     async def settled(self) -> None:
         """Return once the unit is committed or has failed (``settle``); commit nothing."""
         if not self.done:
             if self.finished is None:
-                self.finished = anyio.Event()
+                self.finished = asyncio.Event()
             await self.finished.wait()
 
     def settle(self, error: Exception | None = None) -> None:
@@ -128,12 +128,14 @@ class RecordWriter:
 
     def __init__(self, sessionmaker: SessionMaker, *, coalesce_s: float = COALESCE_S) -> None:
         self._sessionmaker = sessionmaker
-        self._lock = anyio.Lock()
+        # asyncio's lock and events, not anyio's (Jury runs on asyncio only): anyio's cost a
+        # backend lookup to make, and its lock a cancel scope on every acquisition.
+        self._lock = asyncio.Lock()
         self._waiting: list[Unit] = []
-        self._wake = anyio.Event()
+        self._wake = asyncio.Event()
         self._coalesce_s = coalesce_s
         # Set when someone waits for a unit: the window ends, the transaction starts now.
-        self._hurry = anyio.Event()
+        self._hurry = asyncio.Event()
         self._serving = False
         engine: AsyncEngine = sessionmaker.kw["bind"]
         self._threaded = threaded_sqlite_engine(engine)
@@ -166,11 +168,11 @@ class RecordWriter:
         try:
             while True:
                 await self._wake.wait()
-                self._wake = anyio.Event()
+                self._wake = asyncio.Event()
                 if not self._hurry.is_set():
                     with anyio.move_on_after(self._coalesce_s):
                         await self._hurry.wait()
-                self._hurry = anyio.Event()
+                self._hurry = asyncio.Event()
                 await self._commit_waiting()
         finally:
             # Units handed over meanwhile are committed before the writer stops; whoever
@@ -215,6 +217,10 @@ class RecordWriter:
 
     async def _commit_waiting(self) -> None:
         async with self._lock:
+            # One trip round the event loop before the batch is taken (anyio's lock took it on
+            # every acquisition): the units that tasks ready now submit, such as the other
+            # calls of a round, join this transaction instead of the next.
+            await asyncio.sleep(0)
             batch, self._waiting = self._waiting, []
             if batch:
                 await self._write_batch(batch)
