@@ -223,13 +223,13 @@ def hits_in(text: str) -> set[tuple[str, str]]:
     """Return (kind, value) for each secret detect-secrets finds, line by line."""
     lines = text.splitlines()
     whole = "\n".join(lines)  # every line break a "\n", where MULTILINE's ^ and $ match
-    lowered = whole.lower() if whole.isascii() else None
+    lowered = _lowered_ascii(whole)
     patterns = [
         (detector.kind, detector.line)
         for detector in _DETECTOR_PATTERNS
         if detector.may_match(whole, lowered) and detector.whole.search(whole)
     ]
-    keywords = _has_keyword(whole)
+    keywords = _has_keyword(whole, lowered)
     if not patterns and not keywords:
         return set()
     return {hit for line in lines for hit in _hits(line, patterns, keywords=keywords)}
@@ -252,17 +252,24 @@ def _hits(
         # The whole match: some patterns capture only a prefix ('ghp' of a GitHub token).
         for match in pattern.finditer(line):
             yield from _kept(kind, match.group(0))
-    if not keywords or not _has_keyword(line):
+    if not keywords or not _has_keyword(line, _lowered_ascii(line)):
         return
     for shape in _KEYWORD_SHAPES:
         for value in _KEYWORD.analyze_string(line, denylist_regex_to_group=shape):
             yield from _kept(KEYWORD_KIND, value)
 
 
-def _has_keyword(text: str) -> bool:
-    """Return whether ``text`` holds one of the keyword detector's keywords, in any case."""
-    if text.isascii():
-        lowered = text.lower()
+def _lowered_ascii(text: str) -> str | None:
+    """Return ``text`` lowered if ASCII (there lowering folds as IGNORECASE does), else None."""
+    return text.lower() if text.isascii() else None
+
+
+def _has_keyword(text: str, lowered: str | None) -> bool:
+    """Return whether ``text`` holds one of the keyword detector's keywords, in any case.
+
+    ``lowered``: ``text`` lowered if it is ASCII (``_lowered_ascii``), else None.
+    """
+    if lowered is not None:
         if not any(part in lowered for part in _KEYWORD_PARTS):
             return False
         return _ANY_LOWER_KEYWORD.search(lowered) is not None
