@@ -20,8 +20,9 @@ from sqlmodel import col, select
 from app.core.config import JuryConfig, ModelSpec, ScriptFailure
 from app.core.db import SessionMaker, create_engine, create_sessionmaker
 from app.core.settings import Settings
+from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
 from app.http.app import create_app
-from app.providers.base import Completion, CompletionRequest
+from app.providers.base import Completion, CompletionRequest, Message
 from app.providers.hub import ProviderHub
 from app.runtime import open_runtime
 from app.verdicts.preparation import WeightsSource
@@ -36,6 +37,17 @@ SCRIPTED_CONFIG = REPO_ROOT / "config" / "scripted.yaml"
 OPTIONS = ("approve", "reject")
 
 Step = Mapping[str, Any]
+
+
+def juror_request(options: Sequence[str] = ("approve", "reject")) -> CompletionRequest:
+    """Return a round-1 juror's structured-output request over ``options``."""
+    return CompletionRequest(
+        messages=(Message(role="system", content="Judge."), Message(role="user", content="Ok?")),
+        schema_name=JUROR_SCHEMA_NAME,
+        output_schema=juror_schema(tuple(options)),
+        call_role="juror",
+        round_number=1,
+    )
 
 
 def step(

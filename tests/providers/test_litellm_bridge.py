@@ -17,14 +17,13 @@ from aiohttp import web
 from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
 from app.core.config import ModelSpec
-from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
-from app.providers.base import CompletionRequest, Message
 from app.providers.errors import ProviderError
 from app.providers.litellm_provider import LiteLLMProvider, install_bridge_memo
+from eval.chat_upstreams import CHAT_PATH, loopback_upstream
+from tests.builders import juror_request
 
 pytestmark = pytest.mark.anyio
 
-CHAT_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
 
 
@@ -36,28 +35,11 @@ async def recording_upstream(paths: list[str]) -> AsyncIterator[str]:
         paths.append(request.path)
         return web.json_response({"error": {"message": "refused", "type": "x"}}, status=500)
 
-    application = web.Application()
-    application.router.add_post(CHAT_PATH, refuse)
-    application.router.add_post(RESPONSES_PATH, refuse)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    finally:
-        await close_litellm_async_clients()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
-
-
-def _request() -> CompletionRequest:
-    return CompletionRequest(
-        messages=(Message(role="system", content="Judge."), Message(role="user", content="Ok?")),
-        schema_name=JUROR_SCHEMA_NAME,
-        output_schema=juror_schema(("approve", "reject")),
-        call_role="juror",
-        round_number=1,
-    )
+    async with loopback_upstream({CHAT_PATH: refuse, RESPONSES_PATH: refuse}) as api_base:
+        try:
+            yield api_base
+        finally:
+            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
 
 
 def _fresh_model() -> str:
@@ -81,7 +63,7 @@ async def _call_twice(provider: LiteLLMProvider, model: str, base: str) -> None:
     spec = ModelSpec(name="bridged", model=model, family="fake", api_base=base)
     for _ in range(2):
         with pytest.raises(ProviderError):
-            await provider.complete(spec, _request())
+            await provider.complete(spec, juror_request())
 
 
 async def test_a_chat_model_goes_to_chat_completions_on_every_call() -> None:

@@ -16,8 +16,6 @@ from aiohttp import web
 from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
 from app.core.config import ModelSpec
-from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
-from app.providers.base import CompletionRequest, Message
 from app.providers.errors import (
     AuthError,
     ProviderError,
@@ -27,6 +25,7 @@ from app.providers.errors import (
 )
 from app.providers.litellm_provider import OPENAI_HTTP_HANDLER_ENV, LiteLLMProvider
 from eval.chat_upstreams import chat_upstream
+from tests.builders import juror_request
 
 pytestmark = pytest.mark.anyio
 
@@ -47,16 +46,6 @@ async def refusing_upstream() -> AsyncIterator[str]:
             yield api_base
         finally:
             await close_litellm_async_clients()  # type: ignore[no-untyped-call]
-
-
-def _request() -> CompletionRequest:
-    return CompletionRequest(
-        messages=(Message(role="system", content="Judge."), Message(role="user", content="Ok?")),
-        schema_name=JUROR_SCHEMA_NAME,
-        output_schema=juror_schema(("approve", "reject")),
-        call_role="juror",
-        round_number=1,
-    )
 
 
 @pytest.mark.parametrize(
@@ -82,6 +71,6 @@ async def test_upstream_statuses_map_onto_typed_failures(
             name="refusing", model=f"openai/status-{status}", family="fake", api_base=base
         )
         with pytest.raises(ProviderError) as caught:
-            await provider.complete(spec, _request())
+            await provider.complete(spec, juror_request())
     assert type(caught.value) is expected
     assert f"refused {status}" in caught.value.detail

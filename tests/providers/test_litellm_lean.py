@@ -20,8 +20,6 @@ from litellm.litellm_core_utils.litellm_logging import Logging as LiteLLMLogging
 from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
 from app.core.config import ModelSpec
-from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema
-from app.providers.base import CompletionRequest, Message
 from app.providers.litellm_provider import (
     _CALLBACK_LISTS,
     LITELLM_LOG_ENV,
@@ -31,11 +29,11 @@ from app.providers.litellm_provider import (
     knows_price,
     logging_wanted,
 )
+from tests.builders import juror_request
 from tests.perf.upstream_server import fake_upstream
 
 pytestmark = pytest.mark.anyio
 
-OPTIONS = ("approve", "reject")
 PRICED_MODEL = "openai/gpt-4o-mini"
 LOGGING_TASK = "_client_async_logging_helper"
 
@@ -54,17 +52,6 @@ def unpriced_spec(api_base: str) -> ModelSpec:
     """Return a juror on a model no cost map knows (a fresh name: litellm's map is global)."""
     model = f"openai/jury-unpriced-{secrets.token_hex(4)}-c"
     return ModelSpec(name="unpriced", model=model, family="fake", api_base=api_base)
-
-
-def request() -> CompletionRequest:
-    """Return a juror's structured-output request."""
-    return CompletionRequest(
-        messages=(Message(role="system", content="Judge."), Message(role="user", content="Ok?")),
-        schema_name=JUROR_SCHEMA_NAME,
-        output_schema=juror_schema(OPTIONS),
-        call_role="juror",
-        round_number=1,
-    )
 
 
 def logging_tasks() -> list[asyncio.Task[Any]]:
@@ -90,7 +77,7 @@ class Recorder(CustomLogger):
 async def test_without_callbacks_a_call_queues_no_litellm_logging() -> None:
     assert not logging_wanted()
     async with upstream() as base:
-        completion = await LiteLLMProvider().complete(unpriced_spec(base), request())
+        completion = await LiteLLMProvider().complete(unpriced_spec(base), juror_request())
         pending = logging_tasks()
 
     assert completion.text
@@ -115,7 +102,7 @@ async def test_a_registered_litellm_callback_still_sees_every_call() -> None:
     assert logging_wanted()
     async with upstream() as base:
         spec = unpriced_spec(base)
-        await LiteLLMProvider().complete(spec, request())
+        await LiteLLMProvider().complete(spec, juror_request())
         await asyncio.wait_for(recorder.seen.wait(), timeout=30)
 
     assert recorder.models == [spec.model.removeprefix("openai/")]
@@ -126,8 +113,8 @@ async def test_an_unpriced_model_is_registered_at_zero_cost_on_its_first_call() 
         spec = unpriced_spec(base)
         assert not knows_price(spec.model)
         provider = LiteLLMProvider()
-        first = await provider.complete(spec, request())
-        second = await provider.complete(spec, request())
+        first = await provider.complete(spec, juror_request())
+        second = await provider.complete(spec, juror_request())
 
     assert knows_price(spec.model)
     info = litellm.get_model_info(spec.model)
@@ -150,7 +137,7 @@ async def test_a_call_logs_nothing_below_warning_under_an_info_root_logger(
     async with upstream() as base:
         provider = LiteLLMProvider()
         caplog.clear()
-        await provider.complete(unpriced_spec(base), request())
+        await provider.complete(unpriced_spec(base), juror_request())
 
     chatty = [
         r.getMessage()
@@ -195,7 +182,7 @@ def hosted_spec(api_base: str) -> ModelSpec:
 
 async def test_a_priced_hosted_model_is_charged_litellm_s_price() -> None:
     async with upstream() as base:
-        completion = await LiteLLMProvider().complete(hosted_spec(base), request())
+        completion = await LiteLLMProvider().complete(hosted_spec(base), juror_request())
 
     info = litellm.get_model_info(PRICED_MODEL)
     input_price, output_price = info["input_cost_per_token"], info["output_cost_per_token"]
@@ -248,8 +235,8 @@ async def test_only_models_registered_at_zero_cost_take_the_shortcut() -> None:
     async with upstream() as base:
         provider = LiteLLMProvider()
         unpriced = unpriced_spec(base)
-        await provider.complete(unpriced, request())
-        await provider.complete(hosted_spec(base), request())
+        await provider.complete(unpriced, juror_request())
+        await provider.complete(hosted_spec(base), juror_request())
 
     assert provider.priced_at_zero(unpriced.model)
     assert not provider.priced_at_zero(PRICED_MODEL)

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from app.core.config import ModelSpec
-from app.deliberation.answers import JUROR_SCHEMA_NAME, juror_schema, parse_juror_answer
-from app.providers.base import CompletionRequest, Message
+from app.deliberation.answers import JUROR_SCHEMA_NAME, parse_juror_answer
 from app.providers.errors import (
     AuthError,
     FailureKind,
@@ -25,7 +24,7 @@ from app.providers.openai_compat import (
     request_body,
     status_error,
 )
-from tests.builders import scripted_config, step
+from tests.builders import juror_request, scripted_config, step
 from tests.perf.upstream_server import fake_upstream
 
 pytestmark = pytest.mark.anyio
@@ -47,22 +46,11 @@ def spec(**overrides: Any) -> ModelSpec:
     return ModelSpec(**values)
 
 
-def request() -> CompletionRequest:
-    """Return a juror's structured-output request."""
-    return CompletionRequest(
-        messages=(Message(role="system", content="Judge."), Message(role="user", content="Ok?")),
-        schema_name=JUROR_SCHEMA_NAME,
-        output_schema=juror_schema(OPTIONS),
-        call_role="juror",
-        round_number=1,
-    )
-
-
 async def test_a_call_returns_the_models_text_and_usage() -> None:
     provider = OpenAICompatibleProvider()
     try:
         async with fake_upstream() as base:
-            completion = await provider.complete(spec(api_base=base), request())
+            completion = await provider.complete(spec(api_base=base), juror_request())
     finally:
         await provider.aclose()
 
@@ -73,7 +61,7 @@ async def test_a_call_returns_the_models_text_and_usage() -> None:
 
 
 def test_the_body_is_the_litellm_request_without_the_provider_prefix() -> None:
-    body = request_body(spec(max_tokens=64, temperature=0.2), request())
+    body = request_body(spec(max_tokens=64, temperature=0.2), juror_request())
 
     assert body["model"] == "fake-c"
     assert body["messages"][1] == {"role": "user", "content": "Ok?"}
@@ -83,7 +71,7 @@ def test_the_body_is_the_litellm_request_without_the_provider_prefix() -> None:
 
 
 def test_a_frequency_penalty_is_sent_only_by_the_direct_transport() -> None:
-    assert request_body(spec(frequency_penalty=0.5), request())["frequency_penalty"] == 0.5
+    assert request_body(spec(frequency_penalty=0.5), juror_request())["frequency_penalty"] == 0.5
     with pytest.raises(ValueError, match="frequency_penalty needs transport openai_compatible"):
         spec(transport="litellm", frequency_penalty=0.5)
 
@@ -122,7 +110,7 @@ async def test_a_refused_connection_is_a_server_error() -> None:
     provider = OpenAICompatibleProvider()
     try:
         with pytest.raises(ProviderServerError) as caught:
-            await provider.complete(spec(api_base="http://127.0.0.1:1/v1"), request())
+            await provider.complete(spec(api_base="http://127.0.0.1:1/v1"), juror_request())
     finally:
         await provider.aclose()
 
@@ -134,7 +122,7 @@ async def test_a_slow_server_is_a_timeout() -> None:
     try:
         async with fake_upstream(latency_ms=2_000) as base:
             with pytest.raises(ProviderTimeoutError):
-                await provider.complete(spec(api_base=base, timeout_s=0.2), request())
+                await provider.complete(spec(api_base=base, timeout_s=0.2), juror_request())
     finally:
         await provider.aclose()
 
@@ -144,7 +132,7 @@ async def test_the_hub_routes_openai_compatible_models_to_the_direct_provider() 
     hub = ProviderHub(config)
     try:
         async with fake_upstream() as base:
-            completion = await hub.complete(spec(api_base=base), request())
+            completion = await hub.complete(spec(api_base=base), juror_request())
     finally:
         await hub.aclose()
 
