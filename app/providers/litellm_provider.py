@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
@@ -115,7 +115,7 @@ class LiteLLMProvider:
             with (
                 _without_unread_logging(),
                 _priced_at_zero(self.priced_at_zero(spec.model)),
-                _jury_call(),
+                _marked(_JURY_CALL),
             ):
                 response = await litellm.acompletion(**_call_arguments(spec, request))
         except ProviderError:
@@ -227,16 +227,20 @@ _SHORTCUT_MARK = "_jury_zero_price_shortcut"
 
 
 @contextmanager
-def _priced_at_zero(zero_priced: bool) -> Iterator[None]:
-    """Mark the call as one to a zero-priced model, unless someone reads litellm's logging."""
-    if not zero_priced or logging_wanted():
-        yield
-        return
-    token = _ZERO_PRICED_CALL.set(True)
+def _marked(mark: ContextVar[bool]) -> Iterator[None]:
+    """Set ``mark`` for the calls made inside (litellm's thread gets a copy of the context)."""
+    token = mark.set(True)
     try:
         yield
     finally:
-        _ZERO_PRICED_CALL.reset(token)
+        mark.reset(token)
+
+
+def _priced_at_zero(zero_priced: bool) -> AbstractContextManager[None]:
+    """Mark the call as one to a zero-priced model, unless someone reads litellm's logging."""
+    if not zero_priced or logging_wanted():
+        return nullcontext()
+    return _marked(_ZERO_PRICED_CALL)
 
 
 def install_zero_price_shortcut() -> None:
@@ -266,15 +270,6 @@ _JURY_CALL: ContextVar[bool] = ContextVar("jury_litellm_call", default=False)
 _BRIDGE_MARK = "_jury_bridge_memo"
 # litellm's answers for Jury's calls: (model info, model) by model, provider, base URL, settings.
 _BRIDGE_ANSWERS: dict[tuple[object, ...], tuple[dict[str, Any], str]] = {}
-
-
-@contextmanager
-def _jury_call() -> Iterator[None]:
-    token = _JURY_CALL.set(True)
-    try:
-        yield
-    finally:
-        _JURY_CALL.reset(token)
 
 
 def install_bridge_memo() -> None:
