@@ -38,6 +38,7 @@ StructuredOutput = Literal["json_schema", "json_object_schema", "json_object", "
 Transport = Literal["litellm", "openai_compatible"]
 EarlyStop = Literal["unanimous", "never"]
 LabelCalibration = Literal["content_free"]
+JudgeSides = Literal["written", "quoted"]
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -139,6 +140,13 @@ class ModelSpec(Frozen):
         "likeliest after dividing out its own prior over the labels, measured on a "
         "content-free copy of the case (Zhao et al. 2021, arXiv 2102.09690). Needs logprobs: "
         "transport openai_compatible, or a script's label_logprobs.",
+    )
+    sides: JudgeSides = Field(
+        default="written",
+        description="A judge only. written: the judge writes the strongest argument for each "
+        "position the jurors held. quoted: it names the juror who gave that argument, and "
+        "Jury quotes the juror's final reasoning (a few tokens to decode instead of two "
+        "sentences: for a slow local judge).",
     )
     cost: float | None = Field(
         default=None,
@@ -349,6 +357,8 @@ class JuryConfig(Frozen):
         for juror in self.jurors:
             if juror.label_calibration is not None:
                 raise ValueError(f"juror '{juror.name}': label_calibration is for judges only")
+            if juror.sides != "written":
+                raise ValueError(f"juror '{juror.name}': sides is for judges only")
         juror_names = {j.name for j in self.jurors}
         judge_names = {j.name for j in self.judges}
         if self.default_panel not in self.panels:

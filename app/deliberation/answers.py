@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.deliberation.prompts import Argument
 from app.providers.chat import LOCAL_TEXT_BOUNDS
 from app.providers.errors import InvalidOutputError
 
@@ -193,14 +195,110 @@ def parse_judge_answer(
     return answer.model_copy(update={"verdict": match_option(answer.verdict, options)})
 
 
+def quoting_judge_schema(options: Sequence[str], final: Sequence[Argument]) -> dict[str, Any]:
+    """Return the schema of a quoting judge (``sides: quoted``).
+
+    For each position held in the last round (``final``), the judge names the juror who gave
+    the strongest argument for it, from an enum of the jurors who held it; Jury quotes that
+    juror's reasoning as the side's argument. No notes: a dissenter's own reason is its note.
+    """
+    held = held_positions(argument.position for argument in final)
+    sides = {
+        position: {
+            "type": "string",
+            "enum": [argument.label for argument in final if argument.position == position],
+        }
+        for position in held
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "verdict": {"type": "string", "enum": list(options)},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "sides": {
+                "type": "object",
+                "properties": sides,
+                "required": held,
+                "additionalProperties": False,
+            },
+        },
+        "required": ["verdict", "confidence", "sides"],
+        "additionalProperties": False,
+    }
+
+
+def parse_quoting_judge_answer(
+    text: str, options: Sequence[str], final: Sequence[Argument]
+) -> JudgeAnswer:
+    """Validate a quoting judge's raw text and render its disagreement from the quotes.
+
+    Each side must name a juror who held that position in the last round (``final``); its
+    reasoning, already checked as a reason when the juror gave it, is the side's argument.
+    """
+    answer = _validate(JudgeAnswer, text)
+    if answer.sides is None:
+        raise InvalidOutputError("sides: name the juror with the strongest argument per position")
+    by_label = {argument.label: argument for argument in final}
+    quotes: dict[str, str] = {}
+    for key, label in answer.sides.items():
+        position = match_option(key, options)
+        quoted = by_label.get(label.strip())
+        if quoted is None or quoted.position != position:
+            holders = [a.label for a in final if a.position == position]
+            raise InvalidOutputError(
+                f"sides.{position}: {label.strip()[:40]!r} did not hold {position}; name one "
+                f"of {holders}"
+            )
+        quotes[position] = quoted.reasoning
+    held = held_positions(argument.position for argument in final)
+    disagreement = _render_sides(quotes, held, options, cut_at=_REASONING_CUT_AT)
+    return answer.model_copy(
+        update={"verdict": match_option(answer.verdict, options), "disagreement": disagreement}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeForm:
+    """What the judge answers in and how its answer is read, given the last round it is shown.
+
+    ``quoted``: the judge quotes (``sides: quoted``), else it writes its sides or summary.
+    """
+
+    options: tuple[str, ...]
+    final: Sequence[Argument]
+    quoted: bool
+
+    def schema(self, verdicts: Sequence[str]) -> dict[str, Any]:
+        """Return the judge's schema with ``verdicts`` as its verdict's options."""
+        if self.quoted:
+            return quoting_judge_schema(verdicts, self.final)
+        positions = [argument.position for argument in self.final]
+        return judge_schema(verdicts, positions, [argument.label for argument in self.final])
+
+    def parse(self, text: str) -> JudgeAnswer:
+        """Validate the judge's raw text against the case's options."""
+        if self.quoted:
+            return parse_quoting_judge_answer(text, self.options, self.final)
+        positions = [argument.position for argument in self.final]
+        return parse_judge_answer(text, self.options, positions)
+
+
 def _with_sides_rendered(
     answer: JudgeAnswer, held: Sequence[str], options: Sequence[str]
 ) -> JudgeAnswer:
     """Check the judge's ``sides`` and render them as its ``disagreement``."""
     assert answer.sides is not None
     given = {match_option(label, options): text for label, text in answer.sides.items()}
+    rendered = _render_sides(given, held, options, cut_at=_SIDE_CUT_AT)
+    return answer.model_copy(update={"disagreement": rendered})
+
+
+def _render_sides(
+    given: Mapping[str, str], held: Sequence[str], options: Sequence[str], *, cut_at: int
+) -> str:
+    """Render one argument per position as a disagreement (or the agreed position's reason)."""
     # In the order of the positions held, then any other the judge argued for.
-    sides = {position: given[position] for position in held if position in given} | given
+    sides = {position: given[position] for position in held if position in given} | dict(given)
     missing = [position for position in held if position not in sides]
     if missing:
         raise InvalidOutputError(f"sides: give the argument for {', '.join(missing)} too")
@@ -208,27 +306,24 @@ def _with_sides_rendered(
         _require_reason(f"sides.{position}", text, options)
     if len(sides) == 1:
         ((position, text),) = sides.items()
-        rendered = f"The jurors agreed on {position}: {_sentence(text)}"
-    else:
-        rendered = " ".join(
-            f"For {position}: {_sentence(text)}" for position, text in sides.items()
-        )
-    return answer.model_copy(update={"disagreement": rendered})
+        return f"The jurors agreed on {position}: {_sentence(text, cut_at)}"
+    return " ".join(f"For {p}: {_sentence(text, cut_at)}" for p, text in sides.items())
 
 
 _SIDE_CUT_AT: Final = LOCAL_TEXT_BOUNDS["sides"][1]
+_REASONING_CUT_AT: Final = LOCAL_TEXT_BOUNDS["reasoning"][1]
 
 
-def _sentence(text: str) -> str:
+def _sentence(text: str, cut_at: int) -> str:
     """End ``text`` as a sentence, marking one the length bound cut off with an ellipsis.
 
-    A local judge's argument stops at the schema's bound, often mid-clause ("... is not a"): a
-    full stop there would present a fragment as the whole argument.
+    A local model's text stops at the schema's bound (``cut_at``), often mid-clause ("... is
+    not a"): a full stop there would present a fragment as the whole argument.
     """
     stripped = text.strip()
     if stripped.endswith((".", "!", "?", "\u2026")):
         return stripped
-    if len(text) >= _SIDE_CUT_AT:
+    if len(text) >= cut_at:
         return stripped.rstrip(" ,;:-\u2013\u2014") + "\u2026"
     return f"{stripped}."
 

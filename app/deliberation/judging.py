@@ -15,7 +15,7 @@ from typing import Any
 from app.core.clock import Deadline
 from app.core.config import ModelSpec
 from app.deliberation import prompts
-from app.deliberation.answers import JUDGE_SCHEMA_NAME, JudgeAnswer, judge_schema
+from app.deliberation.answers import JUDGE_SCHEMA_NAME, JudgeAnswer, JudgeForm
 from app.deliberation.calibration import (
     PROBE_MAX_TOKENS,
     PROBE_TOP_LOGPROBS,
@@ -122,9 +122,9 @@ class JudgeCalibration:
 
     async def _measure_prior(self) -> Probabilities | None:
         blank = content_free(self.case)
-        return await self._probe(
-            prompts.judge_call(blank, []), judge_schema(blank.options), "prior"
-        )
+        form = JudgeForm(options=blank.options, final=(), quoted=self.judge.sides == "quoted")
+        messages = prompts.judge_call(blank, [], quoted=form.quoted)
+        return await self._probe(messages, form.schema(blank.options), "prior")
 
     async def _probe(
         self, messages: tuple[Message, ...], schema: dict[str, Any], purpose: CallPurpose

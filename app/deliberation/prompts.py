@@ -14,7 +14,7 @@ from typing import Any
 
 from app.providers.base import Message
 
-PROMPT_VERSION = "2026-12-02.1"
+PROMPT_VERSION = "2026-12-03.1"
 
 JUROR_SYSTEM = (
     "You are a careful, independent juror on a panel. You judge the question on its merits and "
@@ -44,6 +44,11 @@ JUDGE_SIDES_FORMAT = (
     "label: the strongest argument given for it, in one sentence of at most 20 words) and "
     '"dissenter_notes" (a list with one {"juror": label, "note": a sentence on why that juror '
     "dissented} for each juror whose final position differs from your verdict)."
+)
+JUDGE_QUOTED_FORMAT = (
+    'Answer in JSON with the keys "verdict" (exactly one of the option labels), "confidence" '
+    '(a number from 0 to 1) and "sides" (for each position the jurors held in the last round, '
+    "keyed by its option label: the label of the juror who gave the strongest argument for it)."
 )
 REBUTTAL_RULES = (
     "Reconsider your position. Change it only if an argument above shows that you were wrong; "
@@ -122,19 +127,23 @@ def rebuttal_round(case: Case, own: Argument, others: Sequence[Argument]) -> tup
     return (Message(role="system", content=JUROR_SYSTEM), Message(role="user", content=body))
 
 
-def judge_call(case: Case, rounds: Sequence[Sequence[Argument]]) -> tuple[Message, ...]:
+def judge_call(
+    case: Case, rounds: Sequence[Sequence[Argument]], *, quoted: bool = False
+) -> tuple[Message, ...]:
     """Return the messages of the judge's call over the anonymised transcript.
 
     When the last round is split, the judge is asked for the argument of each side
-    (``sides``): the schema then names every position held.
+    (``sides``): the schema then names every position held. A quoting judge (``quoted``)
+    names, for each side, the juror whose argument it finds strongest.
     """
     transcript = "\n\n".join(
         _round_text(number, arguments) for number, arguments in enumerate(rounds, start=1)
     )
     split = len({argument.position for argument in rounds[-1]}) > 1 if rounds else False
+    answer_format = JUDGE_SIDES_FORMAT if split else JUDGE_FORMAT
     body = (
         f"{_judge_head(case)}{transcript}\n\n"
-        f"Decide the verdict.\n{JUDGE_SIDES_FORMAT if split else JUDGE_FORMAT}"
+        f"Decide the verdict.\n{JUDGE_QUOTED_FORMAT if quoted else answer_format}"
     )
     return (Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=body))
 

@@ -24,10 +24,9 @@ from app.deliberation.answers import (
     JUDGE_SCHEMA_NAME,
     JUROR_SCHEMA_NAME,
     JudgeAnswer,
+    JudgeForm,
     JurorAnswer,
-    judge_schema,
     juror_schema,
-    parse_judge_answer,
     parse_juror_answer,
 )
 from app.deliberation.budget import RoundBudget, spend_of
@@ -412,10 +411,13 @@ async def _run_judge(
     assert hearing.judge is not None
     rounds = _judge_rounds(hearing, transcript)
     case = hearing.case
-    messages = prompts.judge_call(case, rounds)
-    positions = _final_positions(rounds)
-    labels = [a.label for a in rounds[-1]] if rounds else ()
-    schema = judge_schema(case.options, positions, labels)
+    form = JudgeForm(
+        options=case.options,
+        final=rounds[-1] if rounds else [],
+        quoted=hearing.judge.sides == "quoted",
+    )
+    messages = prompts.judge_call(case, rounds, quoted=form.quoted)
+    schema = form.schema(case.options)
     decided = await calibration.decide(messages, schema) if calibration is not None else None
     plan = CallPlan(
         spec=hearing.judge,
@@ -423,8 +425,8 @@ async def _run_judge(
         round_number=1,
         messages=messages,
         schema_name=JUDGE_SCHEMA_NAME,
-        schema=judge_schema((decided.verdict,), positions, labels) if decided else schema,
-        parse=lambda text: parse_judge_answer(text, case.options, positions),
+        schema=form.schema((decided.verdict,)) if decided else schema,
+        parse=form.parse,
         metadata=case.metadata,
     )
     outcome = await call_model(hub, plan, deadline=hearing.deadline)
@@ -453,11 +455,6 @@ def _judge_rounds(hearing: Hearing, transcript: Transcript) -> list[list[prompts
         ]
         for turns in transcript.rounds
     ]
-
-
-def _final_positions(rounds: Sequence[Sequence[prompts.Argument]]) -> list[str]:
-    """Return the positions of the last round the judge is shown."""
-    return [argument.position for argument in rounds[-1]] if rounds else []
 
 
 def _as_vote(juror: str, answer: JurorAnswer) -> Vote:

@@ -65,6 +65,20 @@ def default_disagreement(request: CompletionRequest) -> str:
     return f"Scripted summary of the disagreement between {' and '.join(named)}."
 
 
+def _quoted_sides(request: CompletionRequest) -> dict[str, str] | None:
+    """Name the first juror the schema allows for each side of a quoting judge, else None.
+
+    A quoting judge's sides are enums of juror labels; a writing judge's are free texts.
+    """
+    properties = request.output_schema["properties"]
+    if "sides" not in properties:
+        return None
+    sides = properties["sides"].get("properties", {})
+    if not all("enum" in prop for prop in sides.values()):
+        return None
+    return {position: prop["enum"][0] for position, prop in sides.items()}
+
+
 def _label_tokens(step: ScriptStep, request: CompletionRequest) -> tuple[TokenLogprobs, ...] | None:
     """Play the step's ``label_logprobs`` as a server's logprobs: the verdict's first token."""
     labels = step.label_prior if request.purpose == "prior" else None
@@ -84,6 +98,9 @@ def _answer(step: ScriptStep, request: CompletionRequest) -> dict[str, Any]:
         # A one-option enum (a calibrated judge's decided verdict) is obeyed, as a server's
         # grammar would make any model obey it.
         verdict = options[0] if len(options) == 1 else step.position
+        quoted = _quoted_sides(request)
+        if quoted is not None:
+            return {"verdict": verdict, "confidence": step.confidence, "sides": quoted}
         return {
             "verdict": verdict,
             "confidence": step.confidence,

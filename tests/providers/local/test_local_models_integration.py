@@ -188,3 +188,57 @@ async def test_a_calibrated_judge_reads_its_odds_from_real_logprobs(tmp_path: Pa
         assert sum(odds.values()) == pytest.approx(1.0)
         assert all(0 < p < 1 for p in odds.values())
     assert outcome.answer.verdict == decided.verdict
+
+
+@pytest.mark.anyio
+async def test_a_real_quoting_judge_names_a_juror_per_side_and_jury_quotes_them(
+    tmp_path: Path,
+) -> None:
+    """Through llama-server's grammar, a quoting judge answers with labels that exist."""
+    server = LocalServerSpec(
+        key="qwen2.5-coder-0.5b", alias="qwen2.5-coder-0.5b", port=_free_port(), n_threads=2
+    )
+    reasons = {
+        "a": "The change is covered by tests that pass on CI.",
+        "b": "The migration drops a column the app still reads.",
+        "c": "Nobody has reviewed the rollback plan for it.",
+    }
+    config = scripted_config(
+        jurors={
+            "a": [step("approve", reasoning=reasons["a"])],
+            "b": [step("reject", reasoning=reasons["b"])],
+            "c": [step("reject", reasoning=reasons["c"])],
+        },
+        judge_overrides={
+            "model": "openai/qwen2.5-coder-0.5b",
+            "script": None,
+            "local": {"catalog": "qwen2.5-coder-0.5b", "port": server.port},
+            "transport": "openai_compatible",
+            "structured_output": "json_object_schema",
+            "max_tokens": 120,
+            "timeout_s": 120,
+            "sides": "quoted",
+        },
+        max_rounds=1,
+    )
+    supervisor = LocalServerSupervisor([server], cache_dir=tmp_path, start_timeout_s=120)
+    hub = ProviderHub(config)
+    async with supervisor.running():
+        try:
+            transcript = await deliberate(hub, hearing(config, deadline_s=300), Notes())
+        finally:
+            await hub.aclose()
+
+    outcome = transcript.judge
+    assert outcome is not None
+    assert outcome.answer is not None, outcome.failure
+    assert outcome.attempts == 1
+    sides = outcome.answer.sides
+    assert sides is not None
+    assert set(sides) == {"approve", "reject"}
+    assert all(label.startswith("Juror ") for label in sides.values())
+    approve, reject = (outcome.answer.disagreement or "").split(" For reject: ")
+    assert approve == f"For approve: {reasons['a']}"
+    assert reject in (reasons["b"], reasons["c"])
+    # Labels, not prose: the answer is short.
+    assert outcome.completion_tokens < 60
