@@ -31,7 +31,9 @@ PROBE_TOP_LOGPROBS: Final = 20
 """Alternatives read at each token. The logprobs are the model's before the server's grammar:
 Qwen's put both labels in its top three, SmolLM2-135M's neither in its top ten."""
 PROBE_MAX_TOKENS: Final = 16
-"""Enough for the JSON up to the verdict's first token, whatever whitespace the model puts."""
+"""Enough for the JSON up to the verdict's first token, whatever whitespace the model puts.
+No stop string ends it sooner: llama-server then holds back and merges the tokens that could
+begin one (a quote could begin '",'), and its logprobs no longer list the label's token."""
 PRIORS_KEPT: Final = 256
 """Priors are per options set, which callers choose: a bound keeps the cache from growing."""
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from app.core.clock import Deadline
 from app.core.config import ModelSpec
@@ -78,16 +80,26 @@ class JudgeCalibration:
     completion_tokens: int = 0
     latency_ms: float = 0.0
     skipped: str | None = None
+    # This hearing's answer from the priors, once asked: a failed measure is not kept across
+    # verdicts, but measuring it again at the verdict would put a probe on the judge's path
+    # and evict the read-ahead transcript from the judge's server.
+    _asked: bool = False
+    _prior: Probabilities | None = None
+    _asking: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def prior(self) -> Probabilities | None:
-        """Return the judge's content-free prior over the options, measured once per key."""
-        key: PriorKey = (
-            self.judge.name,
-            judge_fingerprint(self.judge),
-            self.case.options,
-            prompts.PROMPT_VERSION,
-        )
-        return await self.priors.prior(key, self._measure_prior)
+        """Return the judge's content-free prior over the options, asked once per hearing."""
+        async with self._asking:
+            if not self._asked:
+                key: PriorKey = (
+                    self.judge.name,
+                    judge_fingerprint(self.judge),
+                    self.case.options,
+                    prompts.PROMPT_VERSION,
+                )
+                self._prior = await self.priors.prior(key, self._measure_prior)
+                self._asked = True
+        return self._prior
 
     async def decide(
         self, messages: tuple[Message, ...], schema: dict[str, Any]

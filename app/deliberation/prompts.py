@@ -14,7 +14,7 @@ from typing import Any
 
 from app.providers.base import Message
 
-PROMPT_VERSION = "2026-12-03.1"
+PROMPT_VERSION = "2026-12-03.2"
 
 JUROR_SYSTEM = (
     "You are a careful, independent juror on a panel. You judge the question on its merits and "
@@ -46,10 +46,12 @@ JUDGE_SIDES_FORMAT = (
     "dissented} for each juror whose final position differs from your verdict)."
 )
 JUDGE_QUOTED_FORMAT = (
-    'Answer in JSON with the keys "verdict" (exactly one of the option labels), "confidence" '
-    '(a number from 0 to 1) and "sides" (for each position the jurors held in the last round, '
-    "keyed by its option label: the label of the juror who gave the strongest argument for it)."
+    'You will answer in JSON with the keys "verdict" (exactly one of the option labels), '
+    '"confidence" (a number from 0 to 1) and "sides" (for each position the jurors held in the '
+    "last round, keyed by its option label: the label of the juror who gave the strongest "
+    "argument for it)."
 )
+JUDGE_QUOTED_ASK = "Decide the verdict, and answer in that JSON."
 REBUTTAL_RULES = (
     "Reconsider your position. Change it only if an argument above shows that you were wrong; "
     "being outnumbered is not an argument. If you change, your reasoning must state the argument "
@@ -134,40 +136,66 @@ def judge_call(
 
     When the last round is split, the judge is asked for the argument of each side
     (``sides``): the schema then names every position held. A quoting judge (``quoted``)
-    names, for each side, the juror whose argument it finds strongest.
+    names, for each side, the juror whose argument it finds strongest; its answer format does
+    not depend on the transcript, so it comes before it, in the part read ahead.
     """
-    transcript = "\n\n".join(
-        _round_text(number, arguments) for number, arguments in enumerate(rounds, start=1)
-    )
-    split = len({argument.position for argument in rounds[-1]}) > 1 if rounds else False
-    answer_format = JUDGE_SIDES_FORMAT if split else JUDGE_FORMAT
-    body = (
-        f"{_judge_head(case)}{transcript}\n\n"
-        f"Decide the verdict.\n{JUDGE_QUOTED_FORMAT if quoted else answer_format}"
-    )
+    transcript = "\n\n".join(_rounds_text(rounds))
+    if quoted:
+        body = f"{_judge_head(case, quoted=True)}{transcript}\n\n{JUDGE_QUOTED_ASK}"
+    else:
+        split = len({argument.position for argument in rounds[-1]}) > 1 if rounds else False
+        answer_format = JUDGE_SIDES_FORMAT if split else JUDGE_FORMAT
+        body = f"{_judge_head(case)}{transcript}\n\nDecide the verdict.\n{answer_format}"
     return (Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=body))
 
 
-def judge_opening(case: Case, rounds: Sequence[Sequence[Argument]]) -> tuple[Message, ...]:
+def judge_opening(
+    case: Case, rounds: Sequence[Sequence[Argument]], *, quoted: bool = False
+) -> tuple[Message, ...]:
     """Return the judge's messages as far as they are known before round ``len(rounds) + 1``.
 
     The user turn is a prefix of the judge's call over ``rounds`` and any later rounds, ending
     with the next round's heading: a local server can read it into its prompt cache while the
     jurors deliberate (``ProviderHub.prefill``).
     """
-    done = "".join(
-        f"{_round_text(number, arguments)}\n\n" for number, arguments in enumerate(rounds, start=1)
-    )
-    body = f"{_judge_head(case)}{done}Round {len(rounds) + 1}:\n"
+    done = "".join(f"{text}\n\n" for text in _rounds_text(rounds))
+    body = f"{_judge_head(case, quoted=quoted)}{done}Round {len(rounds) + 1}:\n"
     return (Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=body))
 
 
-def _judge_head(case: Case) -> str:
-    return f"{describe_case(case)}\n\nThe jury's deliberation, with jurors anonymised:\n\n"
+def _judge_head(case: Case, *, quoted: bool = False) -> str:
+    answer_format = f"{JUDGE_QUOTED_FORMAT}\n\n" if quoted else ""
+    return (
+        f"{describe_case(case)}\n\n{answer_format}"
+        "The jury's deliberation, with jurors anonymised:\n\n"
+    )
 
 
-def _round_text(number: int, arguments: Sequence[Argument]) -> str:
-    return f"Round {number}:\n" + "\n".join(render_argument(a) for a in arguments)
+def _rounds_text(rounds: Sequence[Sequence[Argument]]) -> list[str]:
+    """Render each round for the judge; a reason a juror repeats is not written out again.
+
+    Small models often hold with their previous words verbatim: the judge would read them
+    twice, and reading is most of a local judge's cost (about 50 ms of CPU per token).
+    """
+    texts = []
+    previous: dict[str, str] = {}
+    for number, arguments in enumerate(rounds, start=1):
+        lines = [
+            _repeated(argument, number - 1)
+            if previous.get(argument.label) == argument.reasoning
+            else render_argument(argument)
+            for argument in arguments
+        ]
+        texts.append(f"Round {number}:\n" + "\n".join(lines))
+        previous = {argument.label: argument.reasoning for argument in arguments}
+    return texts
+
+
+def _repeated(argument: Argument, earlier: int) -> str:
+    return (
+        f"{argument.label}: {argument.position} (confidence {argument.confidence:.2f}), "
+        f"with the same reasoning as in round {earlier}."
+    )
 
 
 def repair(messages: Sequence[Message], bad_output: str, problem: str) -> tuple[Message, ...]:

@@ -223,7 +223,8 @@ def _read_ahead(
         if reads_ahead:
             # Built after the prior, not before: were round 1 over by then, an opening built
             # earlier would be read after the next one's and evict it from the server's slot.
-            opening = prompts.judge_opening(hearing.case, _judge_rounds(hearing, transcript))
+            rounds = _judge_rounds(hearing, transcript)
+            opening = prompts.judge_opening(hearing.case, rounds, quoted=judge.sides == "quoted")
             await hub.prefill(judge, opening)
 
     group.start_soon(prepare)

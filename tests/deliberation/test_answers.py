@@ -170,3 +170,22 @@ def test_a_split_last_round_asks_the_judge_for_each_sides_argument() -> None:
     assert "The tests pass on CI." in split
     still_split = prompts.judge_call(case, [[approve, reject]])[1].content
     assert '"sides"' in still_split
+
+
+def test_a_reason_a_juror_repeats_is_not_written_out_again_for_the_judge() -> None:
+    case = prompts.Case(question="Ship it?", options=OPTIONS, context=None, nonce="n")
+    held = prompts.Argument("Juror A", "reject", 0.8, "There is no backup step.")
+    first = [held, prompts.Argument("Juror B", "approve", 0.9, "The tests pass on CI.")]
+    second = [
+        prompts.Argument("Juror A", "reject", 0.6, "There is no backup step."),
+        prompts.Argument("Juror B", "reject", 0.7, "A backup matters more than green tests."),
+    ]
+
+    for quoted in (False, True):
+        body = prompts.judge_call(case, [first, second], quoted=quoted)[1].content
+        assert body.count("There is no backup step.") == 1
+        assert "Juror A: reject (confidence 0.60), with the same reasoning as in round 1." in body
+        assert "Juror B: reject (confidence 0.70). A backup matters more" in body
+        # The read-ahead before round 2 is still a prefix of the call.
+        opening = prompts.judge_opening(case, [first], quoted=quoted)[1].content
+        assert body.startswith(opening)

@@ -25,14 +25,15 @@ from app.deliberation.calibration import (
     option_probabilities,
 )
 from app.deliberation.judging import judge_fingerprint
+from app.deliberation.protocol import deliberate
 from app.deliberation.schemas import VerdictRequest
 from app.providers.base import TokenLogprobs
 from app.providers.openai_compat import parse_completion
 from app.verdicts.record.priors import RecordedPriors
 from app.verdicts.record.tables import JudgePrior
-from tests.builders import open_bench, scripted_config, step
+from tests.builders import RecordingHub, open_bench, scripted_config, step
 
-from .test_protocol import run
+from .test_protocol import Notes, hearing, run
 
 pytestmark = pytest.mark.anyio
 
@@ -267,6 +268,20 @@ async def test_a_judge_whose_server_gives_no_logprobs_is_uncalibrated_and_says_s
     assert outcome.answer.confidence == pytest.approx(0.9)
     assert outcome.calibration is None
     assert outcome.calibration_skipped == "no_logprobs"
+
+
+async def test_a_prior_that_failed_is_not_measured_again_at_the_verdict() -> None:
+    """A second probe on the judge's path would also evict its read-ahead from the server."""
+    config = _calibrated_config(step("approve", confidence=0.9))
+    hub = RecordingHub(config)
+    try:
+        transcript = await deliberate(hub, hearing(config, max_rounds=1), Notes())
+    finally:
+        await hub.aclose()
+
+    assert [request.purpose for request in hub.called("judge")] == ["prior", "answer"]
+    assert transcript.judge is not None
+    assert transcript.judge.calibration_skipped == "no_logprobs"
 
 
 def _judge_that_flips_once_calibrated() -> dict[str, Any]:

@@ -121,7 +121,11 @@ def test_the_judge_is_told_to_name_a_juror_per_side_whether_or_not_they_split() 
 
     for last in ([TESTS_PASS, NO_BACKUP], [NO_BACKUP, NO_ROLLBACK]):
         body = prompts.judge_call(case, [last], quoted=True)[1].content
-        assert body.endswith(prompts.JUDGE_QUOTED_FORMAT)
+        # Ahead of the transcript: the part of the prompt the judge's server reads ahead.
+        opening = prompts.judge_opening(case, [], quoted=True)[1].content
+        assert prompts.JUDGE_QUOTED_FORMAT in opening
+        assert body.startswith(opening)
+        assert body.endswith(prompts.JUDGE_QUOTED_ASK)
         assert '"dissenter_notes"' not in body
     written = prompts.judge_call(case, [[TESTS_PASS, NO_BACKUP]])[1].content
     assert written.endswith(prompts.JUDGE_SIDES_FORMAT)
@@ -198,7 +202,7 @@ async def test_a_calibrated_quoting_judge_probes_and_answers_in_the_quoting_form
     assert [r.purpose for r in (prior, probe, answer)] == ["prior", "probe", "answer"]
     # The blank case's prior is measured on the prompt and form the judge answers in.
     for request in (prior, probe, answer):
-        assert request.messages[-1].content.endswith(prompts.JUDGE_QUOTED_FORMAT)
+        assert prompts.JUDGE_QUOTED_FORMAT in request.messages[-1].content
         assert "dissenter_notes" not in request.output_schema["properties"]
     # Calibrated, 0.7/0.8 against 0.3/0.2 is reject: the answer must argue it, sides and all.
     assert answer.output_schema["properties"]["verdict"]["enum"] == ["reject"]
