@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from app.core.config import ModelSpec
 from app.deliberation import prompts
-from app.deliberation.answers import JUDGE_SCHEMA_NAME, judge_schema
+from app.deliberation.answers import JUDGE_SCHEMA_NAME, JudgeAnswer, judge_schema
+from app.deliberation.calls import CallOutcome
 from app.deliberation.protocol import deliberate
 from app.providers.base import CompletionRequest
 from app.providers.hub import ProviderHub
@@ -146,26 +147,24 @@ async def test_a_read_ahead_is_reused_from_the_servers_prompt_cache(tmp_path: Pa
     assert timings["cache_n"] >= opening_tokens
 
 
-@pytest.mark.anyio
-async def test_a_calibrated_judge_reads_its_odds_from_real_logprobs(tmp_path: Path) -> None:
-    """A real llama-server's logprobs give a calibrated judge both probes' odds, and its verdict.
-
-    Qwen: SmolLM2-135M's logprobs rarely list either label (the verdict is then uncalibrated).
-    """
+async def _judged_by_real_qwen(
+    tmp_path: Path, jurors: dict[str, list[dict[str, Any]]], **judge: Any
+) -> CallOutcome[JudgeAnswer]:
+    """Deliberate one round of scripted ``jurors`` before a real Qwen-0.5B judge (``judge``:
+    its settings besides the model's), and return the judge's outcome."""
     server = LocalServerSpec(
         key="qwen2.5-coder-0.5b", alias="qwen2.5-coder-0.5b", port=_free_port(), n_threads=2
     )
     config = scripted_config(
-        jurors={"a": [step("approve")], "b": [step("approve")], "c": [step("reject")]},
+        jurors=jurors,
         judge_overrides={
             "model": "openai/qwen2.5-coder-0.5b",
             "script": None,
             "local": {"catalog": "qwen2.5-coder-0.5b", "port": server.port},
             "transport": "openai_compatible",
             "structured_output": "json_object_schema",
-            "max_tokens": 200,
             "timeout_s": 120,
-            "label_calibration": "content_free",
+            **judge,
         },
         max_rounds=1,
     )
@@ -176,9 +175,23 @@ async def test_a_calibrated_judge_reads_its_odds_from_real_logprobs(tmp_path: Pa
             transcript = await deliberate(hub, hearing(config, deadline_s=300), Notes())
         finally:
             await hub.aclose()
+    assert transcript.judge is not None
+    return transcript.judge
 
-    outcome = transcript.judge
-    assert outcome is not None
+
+@pytest.mark.anyio
+async def test_a_calibrated_judge_reads_its_odds_from_real_logprobs(tmp_path: Path) -> None:
+    """A real llama-server's logprobs give a calibrated judge both probes' odds, and its verdict.
+
+    Qwen: SmolLM2-135M's logprobs rarely list either label (the verdict is then uncalibrated).
+    """
+    outcome = await _judged_by_real_qwen(
+        tmp_path,
+        {"a": [step("approve")], "b": [step("approve")], "c": [step("reject")]},
+        max_tokens=200,
+        label_calibration="content_free",
+    )
+
     assert outcome.answer is not None, outcome.failure
     assert outcome.calibration_skipped is None
     decided = outcome.calibration
@@ -195,42 +208,22 @@ async def test_a_real_quoting_judge_names_a_juror_per_side_and_jury_quotes_them(
     tmp_path: Path,
 ) -> None:
     """Through llama-server's grammar, a quoting judge answers with labels that exist."""
-    server = LocalServerSpec(
-        key="qwen2.5-coder-0.5b", alias="qwen2.5-coder-0.5b", port=_free_port(), n_threads=2
-    )
     reasons = {
         "a": "The change is covered by tests that pass on CI.",
         "b": "The migration drops a column the app still reads.",
         "c": "Nobody has reviewed the rollback plan for it.",
     }
-    config = scripted_config(
-        jurors={
+    outcome = await _judged_by_real_qwen(
+        tmp_path,
+        {
             "a": [step("approve", reasoning=reasons["a"])],
             "b": [step("reject", reasoning=reasons["b"])],
             "c": [step("reject", reasoning=reasons["c"])],
         },
-        judge_overrides={
-            "model": "openai/qwen2.5-coder-0.5b",
-            "script": None,
-            "local": {"catalog": "qwen2.5-coder-0.5b", "port": server.port},
-            "transport": "openai_compatible",
-            "structured_output": "json_object_schema",
-            "max_tokens": 120,
-            "timeout_s": 120,
-            "sides": "quoted",
-        },
-        max_rounds=1,
+        max_tokens=120,
+        sides="quoted",
     )
-    supervisor = LocalServerSupervisor([server], cache_dir=tmp_path, start_timeout_s=120)
-    hub = ProviderHub(config)
-    async with supervisor.running():
-        try:
-            transcript = await deliberate(hub, hearing(config, deadline_s=300), Notes())
-        finally:
-            await hub.aclose()
 
-    outcome = transcript.judge
-    assert outcome is not None
     assert outcome.answer is not None, outcome.failure
     assert outcome.attempts == 1
     sides = outcome.answer.sides
