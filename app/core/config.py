@@ -148,6 +148,12 @@ class ModelSpec(Frozen):
         "Jury quotes the juror's final reasoning (a few tokens to decode instead of two "
         "sentences: for a slow local judge).",
     )
+    evidence: bool | None = Field(
+        default=None,
+        description="A juror only. Whether it is asked for evidence (a short fact or quote) "
+        "beside its reasoning. Unset: hosted jurors are, local ones are not (a small model's "
+        "evidence was a cut-off repeat of its reasoning, and about a fifth of its decoding).",
+    )
     cost: float | None = Field(
         default=None,
         ge=0,
@@ -176,6 +182,11 @@ class ModelSpec(Frozen):
     def is_local(self) -> bool:
         """Return whether Jury serves this model itself on loopback."""
         return self.local is not None
+
+    @property
+    def asks_evidence(self) -> bool:
+        """Return whether this juror's answer has an ``evidence`` field."""
+        return self.evidence if self.evidence is not None else not self.is_local
 
     @model_validator(mode="before")
     @classmethod
@@ -359,6 +370,9 @@ class JuryConfig(Frozen):
                 raise ValueError(f"juror '{juror.name}': label_calibration is for judges only")
             if juror.sides != "written":
                 raise ValueError(f"juror '{juror.name}': sides is for judges only")
+        for judge in self.judges:
+            if judge.evidence is not None:
+                raise ValueError(f"judge '{judge.name}': evidence is for jurors only")
         juror_names = {j.name for j in self.jurors}
         judge_names = {j.name for j in self.judges}
         if self.default_panel not in self.panels:

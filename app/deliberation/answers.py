@@ -95,17 +95,19 @@ class JudgeAnswer(BaseModel):
         return _confidence(value)
 
 
-def juror_schema(options: Sequence[str]) -> dict[str, Any]:
-    """Return the JSON schema a juror must answer in."""
+def juror_schema(options: Sequence[str], *, evidence: bool = True) -> dict[str, Any]:
+    """Return the JSON schema a juror must answer in (without ``evidence`` if not asked)."""
+    properties: dict[str, Any] = {
+        "position": {"type": "string", "enum": list(options)},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "reasoning": {"type": "string"},
+    }
+    if evidence:
+        properties["evidence"] = {"type": ["string", "null"]}
     return {
         "type": "object",
-        "properties": {
-            "position": {"type": "string", "enum": list(options)},
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "reasoning": {"type": "string"},
-            "evidence": {"type": ["string", "null"]},
-        },
-        "required": ["position", "confidence", "reasoning", "evidence"],
+        "properties": properties,
+        "required": list(properties),
         "additionalProperties": False,
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.providers.base import Message
 
-PROMPT_VERSION = "2026-12-03.2"
+PROMPT_VERSION = "2026-12-04.1"
 
 JUROR_SYSTEM = (
     "You are a careful, independent juror on a panel. You judge the question on its merits and "
@@ -29,6 +29,12 @@ JUROR_FORMAT = (
     '(a number from 0 to 1: how likely your position is right), "reasoning" (one to three '
     'sentences in your own words) and "evidence" (a short fact or quote that supports you, '
     "or null)."
+)
+# A juror not asked for evidence (a local one, by default: ModelSpec.asks_evidence).
+JUROR_FORMAT_WITHOUT_EVIDENCE = (
+    'Answer in JSON with the keys "position" (exactly one of the option labels), "confidence" '
+    '(a number from 0 to 1: how likely your position is right) and "reasoning" (one to three '
+    "sentences in your own words)."
 )
 JUDGE_FORMAT = (
     'Answer in JSON with the keys "verdict" (exactly one of the option labels), "confidence" '
@@ -111,22 +117,29 @@ def render_argument(argument: Argument) -> str:
     )
 
 
-def first_round(case: Case) -> tuple[Message, ...]:
+def first_round(case: Case, *, evidence: bool = True) -> tuple[Message, ...]:
     """Return the messages of a juror's independent first-round call."""
-    body = f"{describe_case(case)}\n\nDecide on your own.\n{JUROR_FORMAT}"
+    body = f"{describe_case(case)}\n\nDecide on your own.\n{_juror_format(evidence)}"
     return (Message(role="system", content=JUROR_SYSTEM), Message(role="user", content=body))
 
 
-def rebuttal_round(case: Case, own: Argument, others: Sequence[Argument]) -> tuple[Message, ...]:
+def rebuttal_round(
+    case: Case, own: Argument, others: Sequence[Argument], *, evidence: bool = True
+) -> tuple[Message, ...]:
     """Return the messages of a rebuttal call: own previous position plus the others'."""
     others_text = "\n".join(render_argument(other) for other in others)
     body = (
         f"{describe_case(case)}\n\n"
         f"In the previous round you answered {own.position} (confidence {own.confidence:.2f}). "
         f"Your reasoning was: {own.reasoning}\n\n"
-        f"The other jurors answered:\n{others_text}\n\n{REBUTTAL_RULES}\n{JUROR_FORMAT}"
+        f"The other jurors answered:\n{others_text}\n\n{REBUTTAL_RULES}\n"
+        f"{_juror_format(evidence)}"
     )
     return (Message(role="system", content=JUROR_SYSTEM), Message(role="user", content=body))
+
+
+def _juror_format(evidence: bool) -> str:
+    return JUROR_FORMAT if evidence else JUROR_FORMAT_WITHOUT_EVIDENCE
 
 
 def judge_call(

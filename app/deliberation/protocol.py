@@ -325,10 +325,17 @@ async def _ask_all(
     observer: Observer,
 ) -> None:
     """Ask ``sitting`` concurrently in round ``number``, appending each turn as it ends."""
-    # Round 1's messages are the same for every juror: built once (messages are immutable).
-    first = prompts.first_round(hearing.case) if number == 1 else None
+    # Round 1's messages are the same for every juror asked alike: built once per form
+    # (messages are immutable).
+    firsts: dict[bool, tuple[Message, ...]] = {}
+
+    def first_round(evidence: bool) -> tuple[Message, ...]:
+        if evidence not in firsts:
+            firsts[evidence] = prompts.first_round(hearing.case, evidence=evidence)
+        return firsts[evidence]
 
     async def ask(juror: ModelSpec) -> None:
+        first = first_round(juror.asks_evidence) if number == 1 else None
         plan = _juror_plan(hearing, juror, number, previous, first)
         outcome = await call_model(hub, plan, deadline=hearing.deadline)
         before = previous.get(juror.name)
@@ -385,14 +392,14 @@ def _juror_plan(
             _argument(f"Juror {label}", answer)
             for label, answer in zip(_labels(), others, strict=False)
         ]
-        messages = prompts.rebuttal_round(case, own, labelled)
+        messages = prompts.rebuttal_round(case, own, labelled, evidence=juror.asks_evidence)
     return CallPlan(
         spec=juror,
         role="juror",
         round_number=number,
         messages=messages,
         schema_name=JUROR_SCHEMA_NAME,
-        schema=juror_schema(case.options),
+        schema=juror_schema(case.options, evidence=juror.asks_evidence),
         parse=lambda text: parse_juror_answer(text, case.options),
         metadata=case.metadata,
     )

@@ -107,9 +107,12 @@ def _answer(step: ScriptStep, request: CompletionRequest) -> dict[str, Any]:
             "disagreement": step.disagreement or default_disagreement(request),
             "dissenter_notes": [],
         }
-    return {
+    answer: dict[str, Any] = {
         "position": step.position,
         "confidence": step.confidence,
         "reasoning": step.reasoning,
-        "evidence": step.evidence,
     }
+    # A juror not asked for evidence has no such key, as a server's grammar would enforce.
+    if "evidence" in request.output_schema.get("properties", {}):
+        answer["evidence"] = step.evidence
+    return answer
