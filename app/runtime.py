@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
 import anyio
@@ -66,6 +66,7 @@ async def open_runtime(
     run_queue: bool = False,
     sweep: bool = False,
     progress: StartupProgress | None = None,
+    models: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Load the config, serve its local models, open the database and build the services.
 
@@ -73,12 +74,16 @@ async def open_runtime(
     Redis failed, and, without Redis, all of them, those a previous process left included.
     ``sweep`` (implied by ``run_queue``): this process sweeps up the rows dead processes left.
     ``progress`` hears each step of starting the local models (assembly, server start).
+    ``models``: serve the local models and check the hosted ones' credentials and the Ollama
+    ones' presence. False for a command that calls no model (reading the record, trust): it
+    then neither waits for the servers nor needs the local extra installed.
     """
     config = config or load_config(settings.config)
+    local_models = serve_local_models(config, progress=progress) if models else nullcontext()
     async with (
-        serve_local_models(config, progress=progress) as local_limiter,
+        local_models as local_limiter,
         open_redis(settings) as link,
-        _open_services(settings, config, local_limiter, link) as runtime,
+        _open_services(settings, config, local_limiter, link, check_models=models) as runtime,
         AsyncExitStack() as stack,
     ):
         if run_queue:
@@ -117,11 +122,14 @@ async def _open_services(
     config: JuryConfig,
     local_limiter: anyio.CapacityLimiter | None,
     link: RedisLink | None,
+    *,
+    check_models: bool,
 ) -> AsyncIterator[Runtime]:
     """Migrate and open the database, and build the services."""
-    # It imports litellm for hosted models: seconds of blocking work, kept off the loop.
-    await anyio.to_thread.run_sync(check_hosted_credentials, config, os.environ)
-    await check_ollama_models(config)
+    if check_models:
+        # It imports litellm for hosted models: seconds of blocking work, kept off the loop.
+        await anyio.to_thread.run_sync(check_hosted_credentials, config, os.environ)
+        await check_ollama_models(config)
     url = settings.resolved_database_url()
     if settings.auto_migrate:
         await upgrade(url)

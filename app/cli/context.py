@@ -62,9 +62,11 @@ def run_in_runtime(
     work: Callable[[Runtime], Awaitable[T]],
     *,
     config: JuryConfig | None = None,
+    models: bool = True,
 ) -> T:
     """Open the runtime (on ``config`` if given, else the settings' file), run ``work`` with
-    it, and turn Jury errors into a clean exit."""
+    it, and turn Jury errors into a clean exit. ``models=False``: ``work`` calls no model, so
+    no local server is started (``open_runtime``)."""
 
     async def main() -> T:
         terminated = anyio.Event()
@@ -73,7 +75,7 @@ def run_in_runtime(
             group.start_soon(_cancel_on_sigterm, group.cancel_scope, terminated)
             try:
                 async with open_runtime(
-                    settings, config=config, progress=_local_progress
+                    settings, config=config, progress=_local_progress, models=models
                 ) as runtime:
                     result = await work(runtime)
             except Exception as exc:  # raised below, outside the group: not in an ExceptionGroup

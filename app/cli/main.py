@@ -224,7 +224,7 @@ def verdicts_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """Print a recorded verdict with its transcript."""
-    verdict = _run(_settings(config), lambda rt: rt.verdict_reads.get(verdict_id))
+    verdict = _run(_settings(config), lambda rt: rt.verdict_reads.get(verdict_id), models=False)
     if as_json or isinstance(verdict, VerdictIncomplete):
         typer.echo(json.dumps(verdict.model_dump(mode="json", by_alias=True), indent=2))
         return
@@ -254,6 +254,7 @@ def verdicts_list(
     page = _run(
         _settings(config),
         lambda rt: rt.verdict_reads.list(VerdictFilter(category=category), Window(limit=limit)),
+        models=False,
     )
     table = Table("id", "created", "status", "category", "verdict", "conf.", "question")
     for item in page.items:

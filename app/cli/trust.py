@@ -53,7 +53,7 @@ def _run(config: Path | None, work: Callable[[TrustService], Awaitable[T]]) -> T
             service = TrustService(session, config=runtime.config, policy=runtime.trust_policy)
             return await work(service)
 
-    return run_in_runtime(settings_for(config), in_session)
+    return run_in_runtime(settings_for(config), in_session, models=False)
 
 
 def _echo_json(value: BaseModel | list[BaseModel] | None) -> None:
