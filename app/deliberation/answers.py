@@ -28,6 +28,8 @@ AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
 MIN_REASON_WORDS = 3
 """A reason is a sentence: "no", "Yes." or "B is better" in two words is a label, not a reason."""
+# A locally served juror's reasoning bound (app/providers/chat.py): text that long was cut.
+LOCAL_REASONING_CUT_AT: Final = LOCAL_TEXT_BOUNDS["reasoning"][1]
 _WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
 
 
@@ -159,15 +161,37 @@ def held_positions(positions: Iterable[str]) -> list[str]:
     return sorted(set(positions))
 
 
-def parse_juror_answer(text: str, options: Sequence[str]) -> JurorAnswer:
+def parse_juror_answer(
+    text: str, options: Sequence[str], *, cut_at: int | None = None
+) -> JurorAnswer:
     """Validate a juror's raw text, or raise ``InvalidOutputError`` saying what is wrong.
 
     A bare label or an empty rationale is invalid output (repaired by the one re-ask), never a
-    stored reason: the other jurors and the judge read it as the juror's argument.
+    stored reason: the other jurors and the judge read it as the juror's argument. ``cut_at``
+    is the reasoning's length bound on a local server (``LOCAL_REASONING_CUT_AT``): a reasoning
+    that reaches it is marked as cut off (``marked_cut``).
     """
     answer = _validate(JurorAnswer, text)
     _require_reason("reasoning", answer.reasoning, options)
-    return answer.model_copy(update={"position": match_option(answer.position, options)})
+    reasoning = answer.reasoning if cut_at is None else marked_cut(answer.reasoning, cut_at)
+    return answer.model_copy(
+        update={"position": match_option(answer.position, options), "reasoning": reasoning}
+    )
+
+
+def marked_cut(text: str, cut_at: int) -> str:
+    """End ``text`` at its last whole word with an ellipsis if its length bound cut it off.
+
+    A local server's grammar closes the string at ``cut_at`` characters, usually inside a
+    clause and often inside a word ("... it will remove a"): shown as the juror's whole
+    argument (its dissent, its shift, the judge's quote), the fragment reads as a complete
+    claim. The last word may be split, so it is dropped.
+    """
+    stripped = text.strip()
+    if len(text) < cut_at or stripped.endswith((".", "!", "?", "\u2026")):
+        return text
+    head = stripped.rpartition(" ")[0] or stripped
+    return head.rstrip(" ,;:-\u2013\u2014") + "\u2026"
 
 
 def parse_judge_answer(
@@ -253,7 +277,7 @@ def parse_quoting_judge_answer(
             )
         quotes[position] = quoted.reasoning
     held = held_positions(argument.position for argument in final)
-    disagreement = _render_sides(quotes, held, options, cut_at=_REASONING_CUT_AT)
+    disagreement = _render_sides(quotes, held, options, cut_at=LOCAL_REASONING_CUT_AT)
     return answer.model_copy(
         update={"verdict": match_option(answer.verdict, options), "disagreement": disagreement}
     )
@@ -313,7 +337,6 @@ def _render_sides(
 
 
 _SIDE_CUT_AT: Final = LOCAL_TEXT_BOUNDS["sides"][1]
-_REASONING_CUT_AT: Final = LOCAL_TEXT_BOUNDS["reasoning"][1]
 
 
 def _sentence(text: str, cut_at: int) -> str:

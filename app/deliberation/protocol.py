@@ -23,6 +23,7 @@ from app.deliberation.aggregation import Vote
 from app.deliberation.answers import (
     JUDGE_SCHEMA_NAME,
     JUROR_SCHEMA_NAME,
+    LOCAL_REASONING_CUT_AT,
     JudgeAnswer,
     JudgeForm,
     JurorAnswer,
@@ -393,6 +394,8 @@ def _juror_plan(
             for label, answer in zip(_labels(), others, strict=False)
         ]
         messages = prompts.rebuttal_round(case, own, labelled, evidence=juror.asks_evidence)
+    # A local server's grammar cuts a reasoning at its bound: such a reasoning is marked cut.
+    cut_at = LOCAL_REASONING_CUT_AT if juror.is_local else None
     return CallPlan(
         spec=juror,
         role="juror",
@@ -400,7 +403,7 @@ def _juror_plan(
         messages=messages,
         schema_name=JUROR_SCHEMA_NAME,
         schema=juror_schema(case.options, evidence=juror.asks_evidence),
-        parse=lambda text: parse_juror_answer(text, case.options),
+        parse=lambda text: parse_juror_answer(text, case.options, cut_at=cut_at),
         metadata=case.metadata,
     )
 
