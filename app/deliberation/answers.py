@@ -30,6 +30,10 @@ MIN_REASON_WORDS = 3
 """A reason is a sentence: "no", "Yes." or "B is better" in two words is a label, not a reason."""
 # A locally served juror's reasoning bound (app/providers/chat.py): text that long was cut.
 LOCAL_REASONING_CUT_AT: Final = LOCAL_TEXT_BOUNDS["reasoning"][1]
+# How a text ends as a sentence, what a cut leaves trailing, and how a cut is marked.
+_SENTENCE_ENDS: Final = (".", "!", "?", "\u2026")
+_TRAILING_JOINERS: Final = " ,;:-\u2013\u2014"
+_CUT_MARK: Final = "\u2026"
 _WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
 
 
@@ -168,8 +172,8 @@ def parse_juror_answer(
 
     A bare label or an empty rationale is invalid output (repaired by the one re-ask), never a
     stored reason: the other jurors and the judge read it as the juror's argument. ``cut_at``
-    is the reasoning's length bound on a local server (``LOCAL_REASONING_CUT_AT``): a reasoning
-    that reaches it is marked as cut off (``marked_cut``).
+    is the reasoning's length bound on the juror's server (``text_bound``): a reasoning that
+    reaches it is marked as cut off (``marked_cut``).
     """
     answer = _validate(JurorAnswer, text)
     _require_reason("reasoning", answer.reasoning, options)
@@ -188,10 +192,10 @@ def marked_cut(text: str, cut_at: int) -> str:
     claim. The last word may be split, so it is dropped.
     """
     stripped = text.strip()
-    if len(text) < cut_at or stripped.endswith((".", "!", "?", "\u2026")):
+    if len(text) < cut_at or stripped.endswith(_SENTENCE_ENDS):
         return text
     head = stripped.rpartition(" ")[0] or stripped
-    return head.rstrip(" ,;:-\u2013\u2014") + "\u2026"
+    return head.rstrip(_TRAILING_JOINERS) + _CUT_MARK
 
 
 def parse_judge_answer(
@@ -346,10 +350,10 @@ def _sentence(text: str, cut_at: int) -> str:
     not a"): a full stop there would present a fragment as the whole argument.
     """
     stripped = text.strip()
-    if stripped.endswith((".", "!", "?", "\u2026")):
+    if stripped.endswith(_SENTENCE_ENDS):
         return stripped
     if len(text) >= cut_at:
-        return stripped.rstrip(" ,;:-\u2013\u2014") + "\u2026"
+        return stripped.rstrip(_TRAILING_JOINERS) + _CUT_MARK
     return f"{stripped}."
 
 

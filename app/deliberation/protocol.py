@@ -23,7 +23,6 @@ from app.deliberation.aggregation import Vote
 from app.deliberation.answers import (
     JUDGE_SCHEMA_NAME,
     JUROR_SCHEMA_NAME,
-    LOCAL_REASONING_CUT_AT,
     JudgeAnswer,
     JudgeForm,
     JurorAnswer,
@@ -42,6 +41,7 @@ from app.deliberation.sequential import (
     stop_convening,
 )
 from app.providers.base import Message
+from app.providers.chat import text_bound
 from app.providers.hub import ProviderHub
 
 StopReason = Literal["unanimous", "no_change", "max_rounds", "deadline", "budget"]
@@ -394,8 +394,8 @@ def _juror_plan(
             for label, answer in zip(_labels(), others, strict=False)
         ]
         messages = prompts.rebuttal_round(case, own, labelled, evidence=juror.asks_evidence)
-    # A local server's grammar cuts a reasoning at its bound: such a reasoning is marked cut.
-    cut_at = LOCAL_REASONING_CUT_AT if juror.is_local else None
+    # A server's grammar cuts a reasoning at its bound: such a reasoning is marked cut.
+    cut_at = text_bound(juror, "reasoning")
     return CallPlan(
         spec=juror,
         role="juror",

@@ -48,6 +48,15 @@ LOCAL_MAX_NOTES: Final = 2
 LOCAL_MAX_NOTES_WITH_SIDES: Final = 0
 
 
+def text_bound(spec: ModelSpec, field: str) -> int | None:
+    """Return the longest text ``field`` the server lets ``spec`` write (None: unbounded).
+
+    A model's text stops there mid-clause: what reads it can tell a cut text from a whole one.
+    """
+    bounds = LOCAL_TEXT_BOUNDS.get(field) if spec.is_local else None
+    return bounds[1] if bounds is not None else None
+
+
 def bounded_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Return ``schema`` with length bounds on the known free-text fields (for local models)."""
     properties = {
@@ -79,7 +88,7 @@ def _bounded_property(name: str, prop: dict[str, Any]) -> dict[str, Any]:
 
 def response_format(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any] | None:
     """Ask for JSON in the most constrained form the model's server supports."""
-    schema = request.output_schema if spec.local is None else bounded_schema(request.output_schema)
+    schema = bounded_schema(request.output_schema) if spec.is_local else request.output_schema
     if spec.structured_output == "json_schema":
         return {
             "type": "json_schema",
