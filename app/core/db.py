@@ -182,7 +182,9 @@ class DriverStatement:
 
     sql: str
     names: tuple[str, ...]  # the bound values, in placeholder order
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    # (position, bind processor) of each value whose column type converts it; the rest go as
+    # they are (text, numbers, None).
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
 
     def run(
         self, driver: sqlite3.Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -197,11 +199,11 @@ class DriverStatement:
             raise DBAPIError.instance(self.sql, None, exc, sqlite3.Error) from exc
         return cursor.rowcount
 
-    def _bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            values[name] if process is None else process(values[name])
-            for name, process in zip(self.names, self.processors, strict=True)
-        )
+    def _bind(self, values: Mapping[str, Any]) -> list[Any]:
+        bound = [values[name] for name in self.names]
+        for position, convert in self.conversions:
+            bound[position] = convert(bound[position])
+        return bound
 
 
 @functools.lru_cache(maxsize=256)
@@ -223,10 +225,11 @@ def driver_statement(
     names = tuple(compiled.positiontup)
     if not set(names) <= set(keys):
         return None
-    processors = tuple(
+    processors = [
         compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
-    return DriverStatement(compiled.string, names, processors)
+    ]
+    conversions = tuple((i, process) for i, process in enumerate(processors) if process)
+    return DriverStatement(compiled.string, names, conversions)
 
 
 def sqlite_file(engine: AsyncEngine) -> str | None:
