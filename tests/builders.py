@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -304,3 +305,31 @@ async def eventually(
                 return seen
             await anyio.sleep(every_s)
     raise AssertionError(f"{what} did not happen within {timeout_s}s (last seen: {seen!r})")
+
+
+def call_values(verdict_id: str, juror: str, **overrides: Any) -> dict[str, Any]:
+    """Return the column values of one successful juror call (a ``model_calls`` row)."""
+    values: dict[str, Any] = {
+        "verdict_id": verdict_id,
+        "role": "juror",
+        "round": 1,
+        "juror": juror,
+        "model": "scripted",
+        "family": f"family-{juror}",
+        "prompt_version": "test",
+        "messages": [{"role": "user", "content": "Ship it?"}],
+        "raw_output": '{"position": "approve"}',
+        "parsed": {"position": "approve"},
+        "position": "approve",
+        "confidence": 0.8,
+        "changed": False,
+        "attempts": 1,
+        "latency_ms": 1.0,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "cost_usd": 0.0,
+        "failure_kind": None,
+        "failure_detail": None,
+        "started_at": datetime.now(UTC),
+    }
+    return {**values, **overrides}

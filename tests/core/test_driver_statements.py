@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 from app.core.db import create_engine, database_error, driver_statement, threaded_sqlite_engine
 from app.core.errors import ConflictError
 from app.verdicts.record.statements import MODEL_CALLS, VERDICTS, OwnRow, new_verdict_row
+from tests.builders import call_values
 
 STARTED = datetime(2026, 12, 7, 14, 30, 5, 123456, tzinfo=UTC)
 
@@ -59,33 +60,6 @@ def verdict_values() -> dict[str, Any]:
     return dict(values)
 
 
-def call_values(juror: str) -> dict[str, Any]:
-    """Return one juror call's row."""
-    return {
-        "verdict_id": "v-1",
-        "role": "juror",
-        "round": 1,
-        "juror": juror,
-        "model": "scripted",
-        "family": f"family-{juror}",
-        "prompt_version": "test",
-        "messages": [{"role": "user", "content": "Ship it? ✓"}],
-        "raw_output": '{"position": "approve"}',
-        "parsed": {"position": "approve", "confidence": 0.8},
-        "position": "approve",
-        "confidence": 0.8,
-        "changed": False,
-        "attempts": 1,
-        "latency_ms": 12.5,
-        "prompt_tokens": 10,
-        "completion_tokens": 5,
-        "cost_usd": 0.0,
-        "failure_kind": None,
-        "failure_detail": None,
-        "started_at": STARTED,
-    }
-
-
 def run_on_driver(connection: Connection, statement: Any, params: Any) -> int:
     keys = tuple(params if isinstance(params, dict) else params[0])
     prepared = driver_statement(statement, keys, connection.dialect)
@@ -105,7 +79,10 @@ def stored(connection: Connection, table: str) -> list[tuple[Any, ...]]:
 def test_rows_and_updates_are_stored_exactly_as_sqlalchemy_stores_them(
     through_sqlalchemy: Connection, through_driver: Connection
 ) -> None:
-    calls = [call_values("a"), call_values("b"), call_values("c")]
+    calls = [
+        call_values("v-1", juror, messages=[{"role": "user", "content": "Ship it? ✓"}])
+        for juror in ("a", "b", "c")
+    ]
     outcome = OwnRow("v-1").change(
         {
             "status": "completed",

@@ -32,6 +32,7 @@ from app.verdicts.record.statements import (
     new_verdict_row,
 )
 from app.verdicts.record.writer import RecordWriter
+from tests.builders import call_values as values
 from tests.builders import calls_of
 
 pytestmark = pytest.mark.anyio
@@ -64,28 +65,6 @@ def commits() -> Iterator[list[int]]:
     event.listen(Engine, "commit", on_commit)
     yield seen
     event.remove(Engine, "commit", on_commit)
-
-
-def values(verdict_id: str, juror: str) -> dict[str, Any]:
-    """Return the column values of one successful juror call."""
-    return {
-        "verdict_id": verdict_id,
-        "role": "juror",
-        "round": 1,
-        "juror": juror,
-        "model": "scripted",
-        "family": f"family-{juror}",
-        "prompt_version": "test",
-        "messages": [{"role": "user", "content": "Ship it?"}],
-        "raw_output": '{"position": "approve"}',
-        "parsed": {"position": "approve"},
-        "position": "approve",
-        "confidence": 0.8,
-        "changed": False,
-        "attempts": 1,
-        "latency_ms": 1.0,
-        "started_at": datetime.now(UTC),
-    }
 
 
 def verdict_row(verdict_id: str) -> Mapping[str, Any]:
