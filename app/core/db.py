@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic_core import to_json
-from sqlalchemy import Engine, Insert, Update, event
+from sqlalchemy import Connection, Engine, Insert, Update, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -177,7 +177,8 @@ class DriverStatement:
     the bench's rows (0.27 against 0.16 ms for a verdict row and three calls). The SQL is
     SQLAlchemy's, compiled for the dialect; each value goes through its column type's own bind
     processor (JSON text, timezone-aware datetimes), as SQLAlchemy would do; a driver error
-    arrives as SQLAlchemy's (``DBAPIError.instance``), so every caller's handling holds.
+    arrives as SQLAlchemy's (``DBAPIError.instance``), so every caller's handling holds. Only
+    while no one listens to SQLAlchemy's statement events (``statements_observed``).
     """
 
     sql: str
@@ -230,6 +231,23 @@ def driver_statement(
     ]
     conversions = tuple((i, process) for i, process in enumerate(processors) if process)
     return DriverStatement(compiled.string, names, conversions)
+
+
+# SQLAlchemy's events around each statement: they fire only on its own execution.
+_STATEMENT_EVENTS = (
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+)
+
+
+def statements_observed(connection: Connection) -> bool:
+    """Return whether a listener waits for ``connection``'s statement events (a tracer, a
+    statement log, a test's injected fault): its statements must then go through SQLAlchemy
+    rather than ``DriverStatement``, or the listener would miss them."""
+    dispatch = connection.dispatch
+    return any(getattr(dispatch, name) for name in _STATEMENT_EVENTS)
 
 
 def sqlite_file(engine: AsyncEngine) -> str | None:

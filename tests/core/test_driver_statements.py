@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, event, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from app.core.db import create_engine, database_error, driver_statement, threaded_sqlite_engine
+from app.core.db import (
+    create_engine,
+    database_error,
+    driver_statement,
+    statements_observed,
+    threaded_sqlite_engine,
+)
 from app.core.errors import ConflictError
 from app.verdicts.record.statements import MODEL_CALLS, VERDICTS, OwnRow, new_verdict_row
 from tests.builders import call_values
@@ -141,3 +147,19 @@ def test_a_statement_sqlalchemy_would_add_values_to_is_left_to_it(
     change = OwnRow("v-1").change({"status": "failed"})
     keys = tuple(k for k in change.params if k != "b_id")
     assert driver_statement(change.statement, keys, through_driver.dialect) is None
+
+
+def test_a_listener_to_statement_events_sends_statements_through_sqlalchemy(
+    through_driver: Connection,
+) -> None:
+    def before_cursor_execute(*_args: Any) -> None:
+        """Listen, as a tracer would; tests/runtime/test_database_faults.py injects faults so."""
+
+    assert not statements_observed(through_driver)
+    event.listen(Engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        # A tracer or a test's injected fault listens: the writer must not run beside it.
+        assert statements_observed(through_driver)
+    finally:
+        event.remove(Engine, "before_cursor_execute", before_cursor_execute)
+    assert not statements_observed(through_driver)

@@ -69,6 +69,7 @@ from app.core.db import (
     connection_scope,
     database_error,
     driver_statement,
+    statements_observed,
     threaded_sqlite_engine,
 )
 
@@ -398,8 +399,9 @@ def _insert(table: Table) -> Insert:
 def _run_steps(connection: Connection, steps: list[_Step]) -> None:
     """Run a transaction's statements on a SQLite connection, on its driver where they can."""
     driver = connection.connection.driver_connection
+    on_driver = isinstance(driver, sqlite3.Connection) and not statements_observed(connection)
     for statement, params, unit in steps:
-        keys = _same_keys(params)
+        keys = _same_keys(params) if on_driver else None
         prepared = driver_statement(statement, keys, connection.dialect) if keys else None
         if prepared is None or not isinstance(driver, sqlite3.Connection):
             rowcount = connection.execute(statement, params).rowcount
