@@ -178,7 +178,7 @@ class DriverStatement:
     SQLAlchemy's, compiled for the dialect; each value goes through its column type's own bind
     processor (JSON text, timezone-aware datetimes), as SQLAlchemy would do; a driver error
     arrives as SQLAlchemy's (``DBAPIError.instance``), so every caller's handling holds. Only
-    while no one listens to SQLAlchemy's statement events (``statements_observed``).
+    while no one listens to SQLAlchemy's statement events (``sqlite_driver``).
     """
 
     sql: str
@@ -233,6 +233,22 @@ def driver_statement(
     return DriverStatement(compiled.string, names, conversions)
 
 
+def statement_on_driver(
+    statement: Insert | Update,
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    dialect: Dialect,
+) -> DriverStatement | None:
+    """Return ``statement`` ready to run on the driver with ``params`` (one UPDATE's, or the rows
+    of an executemany), or None: rows that name different columns, or ``driver_statement``'s."""
+    if isinstance(params, Mapping):
+        keys: tuple[str, ...] = tuple(params)
+    else:
+        keys = tuple(params[0]) if params else ()
+        if any(tuple(row) != keys for row in params[1:]):
+            return None
+    return driver_statement(statement, keys, dialect) if keys else None
+
+
 # SQLAlchemy's events around each statement: they fire only on its own execution.
 _STATEMENT_EVENTS = (
     "before_execute",
@@ -242,12 +258,15 @@ _STATEMENT_EVENTS = (
 )
 
 
-def statements_observed(connection: Connection) -> bool:
-    """Return whether a listener waits for ``connection``'s statement events (a tracer, a
-    statement log, a test's injected fault): its statements must then go through SQLAlchemy
-    rather than ``DriverStatement``, or the listener would miss them."""
+def sqlite_driver(connection: Connection) -> sqlite3.Connection | None:
+    """Return ``connection``'s SQLite driver connection, for ``DriverStatement``; None on
+    another driver, or while a listener waits for its statement events (a tracer, a statement
+    log, a test's injected fault), which fire only when SQLAlchemy runs the statement."""
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, sqlite3.Connection):
+        return None
     dispatch = connection.dispatch
-    return any(getattr(dispatch, name) for name in _STATEMENT_EVENTS)
+    return None if any(getattr(dispatch, name) for name in _STATEMENT_EVENTS) else driver
 
 
 def sqlite_file(engine: AsyncEngine) -> str | None:

@@ -17,7 +17,8 @@ from app.core.db import (
     create_engine,
     database_error,
     driver_statement,
-    statements_observed,
+    sqlite_driver,
+    statement_on_driver,
     threaded_sqlite_engine,
 )
 from app.core.errors import ConflictError
@@ -67,11 +68,11 @@ def verdict_values() -> dict[str, Any]:
 
 
 def run_on_driver(connection: Connection, statement: Any, params: Any) -> int:
-    keys = tuple(params if isinstance(params, dict) else params[0])
-    prepared = driver_statement(statement, keys, connection.dialect)
+    """Run ``statement`` as the record writer does, failing if it would not take the driver."""
+    driver = sqlite_driver(connection)
+    prepared = statement_on_driver(statement, params, connection.dialect)
+    assert driver is not None
     assert prepared is not None
-    driver = connection.connection.driver_connection
-    assert isinstance(driver, sqlite3.Connection)
     return prepared.run(driver, params)
 
 
@@ -147,6 +148,9 @@ def test_a_statement_sqlalchemy_would_add_values_to_is_left_to_it(
     change = OwnRow("v-1").change({"status": "failed"})
     keys = tuple(k for k in change.params if k != "b_id")
     assert driver_statement(change.statement, keys, through_driver.dialect) is None
+    # Rows of one executemany that name different columns are not run on the driver.
+    rows = [call_values("v-1", "a"), {**call_values("v-1", "b"), "extra": 1}]
+    assert statement_on_driver(insert(MODEL_CALLS), rows, through_driver.dialect) is None
 
 
 def test_a_listener_to_statement_events_sends_statements_through_sqlalchemy(
@@ -155,11 +159,11 @@ def test_a_listener_to_statement_events_sends_statements_through_sqlalchemy(
     def before_cursor_execute(*_args: Any) -> None:
         """Listen, as a tracer would; tests/runtime/test_database_faults.py injects faults so."""
 
-    assert not statements_observed(through_driver)
+    assert sqlite_driver(through_driver) is not None
     event.listen(Engine, "before_cursor_execute", before_cursor_execute)
     try:
         # A tracer or a test's injected fault listens: the writer must not run beside it.
-        assert statements_observed(through_driver)
+        assert sqlite_driver(through_driver) is None
     finally:
         event.remove(Engine, "before_cursor_execute", before_cursor_execute)
-    assert not statements_observed(through_driver)
+    assert sqlite_driver(through_driver) is not None

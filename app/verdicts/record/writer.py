@@ -68,8 +68,8 @@ from app.core.db import (
     about,
     connection_scope,
     database_error,
-    driver_statement,
-    statements_observed,
+    sqlite_driver,
+    statement_on_driver,
     threaded_sqlite_engine,
 )
 
@@ -398,24 +398,12 @@ def _insert(table: Table) -> Insert:
 
 def _run_steps(connection: Connection, steps: list[_Step]) -> None:
     """Run a transaction's statements on a SQLite connection, on its driver where they can."""
-    driver = connection.connection.driver_connection
-    on_driver = isinstance(driver, sqlite3.Connection) and not statements_observed(connection)
+    driver = sqlite_driver(connection)
     for statement, params, unit in steps:
-        keys = _same_keys(params) if on_driver else None
-        prepared = driver_statement(statement, keys, connection.dialect) if keys else None
-        if prepared is None or not isinstance(driver, sqlite3.Connection):
+        prepared = statement_on_driver(statement, params, connection.dialect) if driver else None
+        if driver is None or prepared is None:
             rowcount = connection.execute(statement, params).rowcount
         else:
             rowcount = prepared.run(driver, params)
         if unit is not None:
             unit.rowcount = rowcount
-
-
-def _same_keys(params: list[Mapping[str, Any]] | dict[str, Any]) -> tuple[str, ...] | None:
-    """Return the keys every row (or the one UPDATE) binds; None if rows differ, or none."""
-    if isinstance(params, dict):
-        return tuple(params)
-    keys = tuple(params[0]) if params else None
-    if keys is None or any(tuple(row) != keys for row in params[1:]):
-        return None
-    return keys
