@@ -1,7 +1,8 @@
 """The real provider: every hosted, Ollama or OpenAI-compatible model through litellm.
 
-This module is the only importer of litellm. Retries are Jury's own (one repair re-ask), so
-litellm's are turned off, and every call carries an explicit timeout.
+This module and its HTTP path (litellm_http.py) are the only importers of litellm. Retries are
+Jury's own (one repair re-ask), so litellm's are turned off, and every call carries an explicit
+timeout.
 
 What Jury turns off, because it spends CPU on every call for nothing Jury reads (measured in
 `jury bench`'s transport comparison and with cProfile, see eval/reports/perf):
@@ -40,6 +41,11 @@ What Jury turns off, because it spends CPU on every call for nothing Jury reads 
   instructions under callgrind). For Jury's calls (no tools, web search or reasoning options)
   its answer depends only on the model, provider, base URL and settings, so each is asked once
   and remembered (``install_bridge_memo``); every other call asks litellm each time.
+- The httpx client around litellm's aiohttp transport. Each request litellm makes itself is
+  built and sent by an ``httpx.AsyncClient`` that, for a chat completion, adds nothing but
+  default headers: a fifth of a call's CPU. Jury's plain POSTs go through the transport
+  directly, as the client would send them (``litellm_http.install_direct_post``); anything
+  the client would handle (a redirect, streaming, a proxy mount, auth, hooks) stays litellm's.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ from app.providers.errors import (
     ProviderTimeoutError,
     status_failure,
 )
+from app.providers.litellm_http import install_direct_post
 
 logger = logging.getLogger("jury.providers")
 
@@ -107,6 +114,7 @@ class LiteLLMProvider:
         quiet_litellm_logs()
         install_zero_price_shortcut()
         install_bridge_memo()
+        install_direct_post(_JURY_CALL)
 
     async def complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         """Send one structured-output chat call and return the raw text with usage."""
