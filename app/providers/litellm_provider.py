@@ -43,7 +43,7 @@ What Jury turns off, because it spends CPU on every call for nothing Jury reads 
   and remembered (``install_bridge_memo``); every other call asks litellm each time.
 - The httpx client around litellm's aiohttp transport. Each request litellm makes itself is
   built and sent by an ``httpx.AsyncClient`` that, for a chat completion, adds nothing but
-  default headers: a fifth of a call's CPU. Jury's plain POSTs go through the transport
+  default headers: 7% of a call's instructions. Jury's plain POSTs go through the transport
   directly, as the client would send them (``litellm_http.install_direct_post``); anything
   the client would handle (a redirect, streaming, a proxy mount, auth, hooks) stays litellm's.
 """
