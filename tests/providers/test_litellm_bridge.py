@@ -14,13 +14,13 @@ import litellm
 import litellm.main as litellm_main
 import pytest
 from aiohttp import web
-from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
 from app.core.config import ModelSpec
 from app.providers.errors import ProviderError
 from app.providers.litellm_provider import LiteLLMProvider, install_bridge_memo
 from eval.chat_upstreams import CHAT_PATH, loopback_upstream
 from tests.builders import juror_request
+from tests.providers.litellm_upstreams import closing_litellm_clients
 
 pytestmark = pytest.mark.anyio
 
@@ -35,11 +35,9 @@ async def recording_upstream(paths: list[str]) -> AsyncIterator[str]:
         paths.append(request.path)
         return web.json_response({"error": {"message": "refused", "type": "x"}}, status=500)
 
-    async with loopback_upstream({CHAT_PATH: refuse, RESPONSES_PATH: refuse}) as api_base:
-        try:
-            yield api_base
-        finally:
-            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+    routes = {CHAT_PATH: refuse, RESPONSES_PATH: refuse}
+    async with closing_litellm_clients(loopback_upstream(routes)) as api_base:
+        yield api_base
 
 
 def _fresh_model() -> str:

@@ -17,7 +17,7 @@ import litellm
 import pytest
 from aiohttp import web
 from litellm import exceptions as llm_errors
-from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
 from app.core.config import ModelSpec
 from app.providers.errors import ProviderRequestError, ProviderServerError, ProviderTimeoutError
@@ -26,6 +26,7 @@ from app.providers.litellm_provider import LiteLLMProvider, _call_arguments, _ma
 from eval.chat_upstreams import CHAT_PATH, loopback_upstream
 from eval.perf.upstream import completion
 from tests.builders import juror_request
+from tests.providers.litellm_upstreams import closing_litellm_clients
 
 pytestmark = pytest.mark.anyio
 
@@ -55,11 +56,8 @@ class Upstream:
 @asynccontextmanager
 async def serving(routes: dict[str, Any]) -> AsyncIterator[str]:
     """Serve ``routes``; close litellm's pooled connections to them before they stop."""
-    async with loopback_upstream(routes) as base:
-        try:
-            yield base
-        finally:
-            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+    async with closing_litellm_clients(loopback_upstream(routes)) as base:
+        yield base
 
 
 @pytest.fixture
@@ -182,8 +180,6 @@ async def test_a_call_goes_through_the_proxy_the_environment_names(
 
 
 def test_only_a_client_with_nothing_to_add_is_bypassed(anyio_backend: str) -> None:
-    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
-
     plain = AsyncHTTPHandler(timeout=5).client
     assert sends_directly(plain)
     hooked = httpx.AsyncClient(transport=plain._transport, event_hooks={"request": [print]})

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
-from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
 from app.core.config import ModelSpec
 from app.providers.errors import (
@@ -26,6 +25,7 @@ from app.providers.errors import (
 from app.providers.litellm_provider import OPENAI_HTTP_HANDLER_ENV, LiteLLMProvider
 from eval.chat_upstreams import chat_upstream
 from tests.builders import juror_request
+from tests.providers.litellm_upstreams import closing_litellm_clients
 
 pytestmark = pytest.mark.anyio
 
@@ -41,11 +41,8 @@ async def _refuse(request: web.Request) -> web.Response:
 @asynccontextmanager
 async def refusing_upstream() -> AsyncIterator[str]:
     """Serve the refusing upstream on a free loopback port; yield its ``/v1`` base URL."""
-    async with chat_upstream(_refuse) as api_base:
-        try:
-            yield api_base
-        finally:
-            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+    async with closing_litellm_clients(chat_upstream(_refuse)) as api_base:
+        yield api_base
 
 
 @pytest.mark.parametrize(

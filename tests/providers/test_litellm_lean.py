@@ -17,7 +17,6 @@ import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.litellm_core_utils.litellm_logging import Logging as LiteLLMLogging
-from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 
 from app.core.config import ModelSpec
 from app.providers.litellm_provider import (
@@ -31,6 +30,7 @@ from app.providers.litellm_provider import (
 )
 from tests.builders import juror_request
 from tests.perf.upstream_server import fake_upstream
+from tests.providers.litellm_upstreams import closing_litellm_clients
 
 pytestmark = pytest.mark.anyio
 
@@ -41,11 +41,8 @@ LOGGING_TASK = "_client_async_logging_helper"
 @asynccontextmanager
 async def upstream() -> AsyncIterator[str]:
     """Serve the fake upstream; close litellm's pooled connections to it before it stops."""
-    async with fake_upstream() as base:
-        try:
-            yield base
-        finally:
-            await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+    async with closing_litellm_clients(fake_upstream()) as base:
+        yield base
 
 
 def unpriced_spec(api_base: str) -> ModelSpec:
