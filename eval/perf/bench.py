@@ -46,6 +46,10 @@ from eval.perf.without_jury import run_baselines
 PERF_DIR = Path(__file__).resolve().parent
 BENCH_CONFIG = PERF_DIR / "bench.yaml"
 OVERHEAD_P99_LIMIT_MS = 50.0
+# Rates the sweep picks itself (refining, stepping down) are multiples of this, never below the
+# lowest: under 5 v/s a 4 s step holds too few verdicts for a p99.
+RATE_QUANTUM = 5.0
+LOWEST_RATE = 5.0
 CALLS_PER_VERDICT_ROUNDS = 3  # upstream latencies on the critical path: round 1, round 2, judge
 
 
@@ -321,6 +325,10 @@ async def _sweep(
         report = await _measured_step(context, send, rate)
         steps.append(report)
         failures_in_a_row = 0 if report["pass"] else failures_in_a_row + 1
+    # A slower machine than the rates were chosen for: step down until a rate passes, so the
+    # run still has a ceiling (and two runs a ratio of ceilings) instead of none.
+    while (lower := rate_below(steps)) is not None:
+        steps.append(await _measured_step(context, send, lower))
     if options.refine:
         for _ in range(2):
             passed = [s["rate"] for s in steps if s["pass"]]
@@ -328,11 +336,24 @@ async def _sweep(
             if not passed or not failed:
                 break
             low, high = max(passed), min(failed)
-            rate = round((low + high) / 2 / 5) * 5
+            rate = round((low + high) / 2 / RATE_QUANTUM) * RATE_QUANTUM
             if rate in (low, high):
                 break
             steps.append(await _measured_step(context, send, rate))
     return sorted(steps, key=lambda s: s["rate"])
+
+
+def rate_below(steps: list[dict[str, Any]]) -> float | None:
+    """Return the next rate down while no step has passed: half the lowest one tried.
+
+    Rates stay multiples of ``RATE_QUANTUM`` and no lower than ``LOWEST_RATE``; None once a
+    step has passed or the lowest rate has been tried.
+    """
+    if not steps or any(s["pass"] for s in steps):
+        return None
+    lowest = min(s["rate"] for s in steps)
+    rate = max(LOWEST_RATE, round(lowest / 2 / RATE_QUANTUM) * RATE_QUANTUM)
+    return rate if rate < lowest else None
 
 
 async def _measured_step(context: Context, send: Any, rate: float) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The benchmark's arithmetic: critical path, overhead, percentiles, slope, shape checks."""
+"""The benchmark's arithmetic: critical path, overhead, percentiles, slope, shape checks, rates."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from eval.perf.bench import rate_below
 from eval.perf.loadgen import Outcome, Sample, shape_problem
 from eval.perf.report import completion_rate
 from eval.perf.stats import critical_path_ms, percentile, ratio, slope_per_minute, summarize
@@ -93,3 +94,22 @@ def test_only_a_two_round_seven_call_verdict_without_failures_has_the_bench_shap
     assert shape_problem(good) is None
     assert shape_problem(early_stop) == "1 rounds, 4 calls"
     assert shape_problem(failed) == "failed calls: timeout"
+
+
+def steps_at(*rates_passed: tuple[float, bool]) -> list[dict[str, Any]]:
+    return [{"rate": rate, "pass": passed} for rate, passed in rates_passed]
+
+
+def test_with_no_rate_passing_the_sweep_steps_down_by_halves_to_five() -> None:
+    assert rate_below(steps_at((40, False), (80, False))) == 20
+    assert rate_below(steps_at((40, False), (20, False))) == 10
+    assert rate_below(steps_at((25, False))) == 10  # 12.5, in steps of 5
+    assert rate_below(steps_at((10, False))) == 5
+    assert rate_below(steps_at((5, False))) is None
+    assert rate_below(steps_at((7, False))) == 5  # never below the lowest rate
+
+
+def test_once_a_rate_has_passed_the_sweep_does_not_step_down() -> None:
+    assert rate_below(steps_at((40, False), (20, True))) is None
+    assert rate_below(steps_at((10, True), (50, False))) is None
+    assert rate_below([]) is None
