@@ -314,7 +314,8 @@ def _step_at(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
 async def _sweep(
     context: Context, send: Any, rates: tuple[float, ...] | None = None
 ) -> list[dict[str, Any]]:
-    """Run the rate steps up to two failures in a row; refine between a pass and a fail."""
+    """Run the rate steps up to two failures in a row, step down while none has passed, then
+    refine between a pass and a fail."""
     options = context.options
     steps: list[dict[str, Any]] = []
     failures_in_a_row = 0
