@@ -71,7 +71,8 @@ class BenchOptions:
     # A rate every client sustains, where overhead is per-verdict cost, not queueing (0: skip).
     low_rate: float = 5.0
     proxy: bool = True
-    refine: bool = True
+    # Bisections between the sweep's highest pass and lowest fail.
+    refinements: int = 2
     # The sweep's transport; the other one is measured at ``baseline_rate`` for comparison.
     transport: str = "openai_compatible"
     compare_transports: bool = True
@@ -81,6 +82,10 @@ class BenchOptions:
     redis_url: str | None = None
     compare_workers: bool = True
     worker_rates: tuple[float, ...] = (25, 50, 75, 100, 125, 150, 200, 250, 300)
+    # The workers goal is a ratio of two ceilings: on the rates' grid alone both can land on one
+    # step (1.00) or a step apart (2.00) whatever the servers do, so this phase always refines,
+    # --quick too, to within RATE_QUANTUM of a 40 v/s gap.
+    worker_refinements: int = 3
 
     @classmethod
     def quick_run(cls, out: Path, **overrides: Any) -> BenchOptions:
@@ -90,7 +95,7 @@ class BenchOptions:
             "rates": (10, 50, 100),
             "step_s": 4.0,
             "critical_s": 4.0,
-            "refine": False,
+            "refinements": 0,
             "drain_s": 8.0,
             "proxy": False,
             "compare_transports": False,
@@ -262,7 +267,7 @@ async def _drive(context: Context) -> None:
         await _set_latency(context, options.latency_ms, "fixed")
         await open_loop(send, rate=10, duration_s=2 if options.quick else 4, drain_s=30)
         await _settle(context.server.pid)
-        steps = await _sweep(context, send)
+        steps = await _sweep(context, send, refinements=options.refinements)
         passing = [s for s in steps if s["pass"]]
         ceiling = max((s["rate"] for s in passing), default=None)
         context.results["steps"] = steps
@@ -276,12 +281,15 @@ async def _drive(context: Context) -> None:
 
 async def _worker_sweep(context: Context) -> None:
     """Warm up, then sweep the worker rates for this server's ceiling."""
+    options = context.options
     async with client_for(context.jury_url) as client:
         send = verdict_sender(client, "/verdict")
-        await _set_latency(context, context.options.latency_ms, "fixed")
-        await open_loop(send, rate=10, duration_s=2 if context.options.quick else 4, drain_s=30)
+        await _set_latency(context, options.latency_ms, "fixed")
+        await open_loop(send, rate=10, duration_s=2 if options.quick else 4, drain_s=30)
         await _settle(context.server.pid)
-        steps = await _sweep(context, send, context.options.worker_rates)
+        steps = await _sweep(
+            context, send, options.worker_rates, refinements=options.worker_refinements
+        )
         context.results["steps"] = steps
         context.results["ceiling_vps"] = max((s["rate"] for s in steps if s["pass"]), default=None)
 
@@ -312,10 +320,10 @@ def _step_at(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
 
 
 async def _sweep(
-    context: Context, send: Any, rates: tuple[float, ...] | None = None
+    context: Context, send: Any, rates: tuple[float, ...] | None = None, *, refinements: int
 ) -> list[dict[str, Any]]:
     """Run the rate steps up to two failures in a row, step down while none has passed, then
-    refine between a pass and a fail."""
+    refine between a pass and a fail up to ``refinements`` times."""
     options = context.options
     steps: list[dict[str, Any]] = []
     failures_in_a_row = 0
@@ -330,18 +338,25 @@ async def _sweep(
     # run still has a ceiling (and two runs a ratio of ceilings) instead of none.
     while (lower := rate_below(steps)) is not None:
         steps.append(await _measured_step(context, send, lower))
-    if options.refine:
-        for _ in range(2):
-            passed = [s["rate"] for s in steps if s["pass"]]
-            failed = [s["rate"] for s in steps if not s["pass"] and s["rate"] > max(passed or [0])]
-            if not passed or not failed:
-                break
-            low, high = max(passed), min(failed)
-            rate = round((low + high) / 2 / RATE_QUANTUM) * RATE_QUANTUM
-            if rate in (low, high):
-                break
-            steps.append(await _measured_step(context, send, rate))
+    for _ in range(refinements):
+        if (between := rate_between(steps)) is None:
+            break
+        steps.append(await _measured_step(context, send, between))
     return sorted(steps, key=lambda s: s["rate"])
+
+
+def rate_between(steps: list[dict[str, Any]]) -> float | None:
+    """Return the rate halfway between the highest pass and the lowest fail above it.
+
+    Rounded to ``RATE_QUANTUM``; None without such a pair or once they are one quantum apart.
+    """
+    passed = [s["rate"] for s in steps if s["pass"]]
+    failed = [s["rate"] for s in steps if not s["pass"] and s["rate"] > max(passed, default=0)]
+    if not passed or not failed:
+        return None
+    low, high = max(passed), min(failed)
+    rate = round((low + high) / 2 / RATE_QUANTUM) * RATE_QUANTUM
+    return None if rate in (low, high) else rate
 
 
 def rate_below(steps: list[dict[str, Any]]) -> float | None:

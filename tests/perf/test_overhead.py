@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eval.perf.bench import rate_below
+from eval.perf.bench import BenchOptions, rate_below, rate_between
 from eval.perf.loadgen import Outcome, Sample, shape_problem
 from eval.perf.report import completion_rate
 from eval.perf.stats import critical_path_ms, percentile, ratio, slope_per_minute, summarize
@@ -113,3 +114,26 @@ def test_once_a_rate_has_passed_the_sweep_does_not_step_down() -> None:
     assert rate_below(steps_at((40, False), (20, True))) is None
     assert rate_below(steps_at((10, True), (50, False))) is None
     assert rate_below([]) is None
+
+
+def test_refining_bisects_between_the_highest_pass_and_the_lowest_fail_above_it() -> None:
+    grid = steps_at((40, True), (80, False), (120, False))
+    assert rate_between(grid) == 60
+    assert rate_between([*grid, *steps_at((60, True))]) == 70
+    assert rate_between([*grid, *steps_at((60, False))]) == 50
+    assert rate_between([*grid, *steps_at((60, True), (70, False))]) == 65
+    # A fail below the highest pass (a noisy step) does not bound the ceiling from above.
+    assert rate_between(steps_at((40, False), (60, True), (80, False))) == 70
+
+
+def test_refining_stops_a_quantum_apart_or_without_a_pass_and_a_fail() -> None:
+    assert rate_between(steps_at((40, True), (45, False))) is None
+    assert rate_between(steps_at((40, True), (80, True))) is None
+    assert rate_between(steps_at((40, False), (80, False))) is None
+    assert rate_between([]) is None
+
+
+def test_the_workers_phase_refines_its_ceilings_in_a_quick_run_too(tmp_path: Path) -> None:
+    quick = BenchOptions.quick_run(tmp_path)
+    assert quick.refinements == 0
+    assert quick.worker_refinements == 3
