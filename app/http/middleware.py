@@ -40,7 +40,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # FastAPI's 400 for a body it cannot parse, Starlette's 404 and 405 for unknown routes.
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 names nothing; bytes that are not UTF-8 are a bad body like bad JSON.
+            return JSONResponse(status_code=422, content=not_utf8_body(exc.__cause__))
+        # FastAPI's 400 for a body it cannot read, Starlette's 404 and 405 for unknown routes.
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
         return JSONResponse(
             status_code=exc.status_code,
@@ -60,6 +63,16 @@ def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
     fields = [_field_error(error) for error in errors]
     detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return {"error": VALIDATION_ERROR, "detail": detail, "fields": fields}
+
+
+def not_utf8_body(error: UnicodeDecodeError) -> dict[str, Any]:
+    """Return the 422 body for a JSON body whose bytes are not UTF-8, naming the first bad byte."""
+    message = f"is not valid UTF-8 at byte {error.start}"
+    return {
+        "error": VALIDATION_ERROR,
+        "detail": f"body: {message}",
+        "fields": [{"field": "body", "message": message}],
+    }
 
 
 # Where FastAPI says a parameter came from: the field's name is what a caller needs.

@@ -25,6 +25,7 @@ from app.deliberation.schemas import (
     VerdictOut,
     VerdictPage,
     VerdictRequest,
+    VerdictStatus,
 )
 from app.http.auth import AgentDep, ReaderDep
 from app.http.deps import RuntimeDep, WindowDep
@@ -190,7 +191,7 @@ async def list_verdicts(
     caller: ReaderDep,
     category: str | None = None,
     verdict: str | None = None,
-    status: str | None = None,
+    status: VerdictStatus | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     *,

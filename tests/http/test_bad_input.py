@@ -219,6 +219,29 @@ async def test_a_body_that_is_not_json_is_named_as_the_body(client: httpx.AsyncC
     assert "not valid JSON at character 17" in response.json()["detail"]
 
 
+async def test_a_body_that_is_not_utf8_is_named_as_the_body(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/verdict",
+        content=b'{"question": "\xff\xfe"}',
+        headers={"content-type": "application/json"},
+    )
+
+    assert refused_fields(response) == ["body"]
+    assert "not valid UTF-8 at byte 14" in response.json()["detail"]
+    assert await recorded_verdicts(client) == 0
+
+
+async def test_an_unknown_status_filter_is_refused_naming_it(client: httpx.AsyncClient) -> None:
+    await client.post("/verdict", json={"question": "Ship?"})
+
+    refused = await client.get("/verdicts?status=done")
+    completed = await client.get("/verdicts?status=completed")
+
+    assert refused_fields(refused) == ["status"]
+    assert "'completed'" in refused.json()["detail"]
+    assert completed.json()["total"] == 1
+
+
 async def test_unknown_routes_answer_the_error_body(client: httpx.AsyncClient) -> None:
     missing = await client.get("/no-such-route")
     wrong_method = await client.delete("/verdicts")

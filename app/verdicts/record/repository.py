@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.clock import as_utc
 from app.core.pages import Window
+from app.deliberation.schemas import VerdictStatus
 from app.verdicts.record.statements import held_by
 from app.verdicts.record.tables import ModelCall, Verdict
 
@@ -26,7 +27,7 @@ class VerdictFilter:
     owner: int | None = None
     category: str | None = None
     verdict: str | None = None
-    status: str | None = None
+    status: VerdictStatus | None = None
     since: datetime | None = None
     until: datetime | None = None
 
