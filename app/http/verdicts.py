@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_core import to_json
 
+from app.core.clock import as_utc
 from app.core.errors import (
     IdempotencyKeyReusedError,
     NoQuorumError,
@@ -201,6 +203,11 @@ async def list_verdicts(
 
     An agent sees only the verdicts it asked.
     """
+    if since is not None and until is not None and as_utc(until) <= as_utc(since):
+        # A swapped pair would list nothing, as if nothing had been recorded.
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "until"), "msg": "must be later than since"}]
+        )
     filters = VerdictFilter(
         owner=caller.owner_scope,
         category=category,

@@ -242,6 +242,22 @@ async def test_an_unknown_status_filter_is_refused_naming_it(client: httpx.Async
     assert completed.json()["total"] == 1
 
 
+async def test_a_time_window_that_ends_before_it_starts_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/verdict", json={"question": "Ship?"})
+
+    swapped = await client.get("/verdicts?since=2026-12-09T00:00:00Z&until=2026-12-01T00:00:00Z")
+    # A naive time is UTC, as the record's are: the same instant is an empty window too.
+    empty = await client.get("/verdicts?since=2026-12-01T00:00:00Z&until=2026-12-01T00:00:00")
+    ordered = await client.get("/verdicts?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z")
+
+    assert refused_fields(swapped) == ["until"]
+    assert "must be later than since" in swapped.json()["detail"]
+    assert refused_fields(empty) == ["until"]
+    assert ordered.json()["total"] == 1
+
+
 async def test_unknown_routes_answer_the_error_body(client: httpx.AsyncClient) -> None:
     missing = await client.get("/no-such-route")
     wrong_method = await client.delete("/verdicts")
