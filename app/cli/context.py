@@ -6,18 +6,21 @@ import json
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from app.core.config import JuryConfig
 from app.core.errors import JuryError, NoQuorumError
 from app.core.settings import Settings
+from app.core.validation import VALIDATION_ERROR, field_errors
 from app.runtime import Runtime, open_runtime
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 console = Console()
 errors = Console(stderr=True)
@@ -55,6 +58,19 @@ async def _cancel_on_sigterm(scope: anyio.CancelScope, terminated: anyio.Event) 
             terminated.set()
             scope.cancel()
             return
+
+
+def parsed(model: type[M], **values: Any) -> M:
+    """Return ``model`` built from a command's arguments, or exit 2 naming each bad field.
+
+    The same words as the API's 422 (``app.core.validation``), not pydantic's traceback.
+    """
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        for error in field_errors(exc.errors()):
+            errors.print(f"[bold red]{VALIDATION_ERROR}[/]: {error['field']}: {error['message']}")
+        raise typer.Exit(2) from None
 
 
 def run_in_runtime(

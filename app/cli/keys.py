@@ -10,7 +10,7 @@ import anyio
 import typer
 from rich.table import Table
 
-from app.cli.context import console, errors
+from app.cli.context import console, errors, parsed
 from app.core.db import about, create_engine, create_sessionmaker, session_scope
 from app.core.errors import JuryError, UnavailableError
 from app.core.settings import Settings
@@ -53,11 +53,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="Who holds it; recorded as the actor of its steps.")],
 ) -> None:
     """Create a key and print it once, alone on the last line."""
-    try:
-        body = KeyCreate(name=name, role=role)
-    except ValueError as exc:
-        errors.print(f"[bold red]invalid key[/]: {exc}")
-        raise typer.Exit(2) from None
+    body = parsed(KeyCreate, name=name, role=role)
     created = run_with_keys(Settings(), lambda keys: keys.create(body))
     console.print(f"created key {created.id} '{created.name}' ({created.role}), {created.prefix}…")
     console.print("Store it now: Jury keeps only its hash and cannot show it again.")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli.bench import bench
-from app.cli.context import ConfigOption, console, errors, run_in_runtime, settings_for
+from app.cli.context import ConfigOption, console, errors, parsed, run_in_runtime, settings_for
 from app.cli.eval import eval_app
 from app.cli.keys import keys_app, serving_mode
 from app.cli.mcp import mcp
@@ -145,7 +145,8 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """Deliberate on QUESTION in-process and print the verdict."""
-    request = VerdictRequest(
+    request = parsed(
+        VerdictRequest,
         question=question,
         options=options.split(",") if options else None,
         category=category,

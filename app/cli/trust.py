@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli.context import ConfigOption, console, run_in_runtime, settings_for
+from app.cli.context import ConfigOption, console, parsed, run_in_runtime, settings_for
 from app.core.config import load_config
 from app.core.db import session_scope
 from app.core.pages import Window
@@ -89,7 +89,8 @@ def outcome(
     config: ConfigOption = None,
 ) -> None:
     """Record the correct option of a verdict (or correct a recorded one)."""
-    body = OutcomeCreate(
+    body = parsed(
+        OutcomeCreate,
         correct_option=correct_option,
         source=source,
         note=note,
@@ -286,7 +287,8 @@ def propose(
     as_json: JsonOption = False,
 ) -> None:
     """Compute a proposal from the record and store it for review (nothing is applied)."""
-    body = ProposalCreate(
+    body = parsed(
+        ProposalCreate,
         kind=kind,
         created_by=by,
         reason=reason,

@@ -24,8 +24,7 @@ from app.core.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-
-VALIDATION_ERROR = "validation_error"
+from app.core.validation import VALIDATION_ERROR
 
 
 class FieldError(BaseModel):

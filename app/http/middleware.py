@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,7 +19,7 @@ from app.core import metrics
 from app.core.bounds import NUL_PROBLEM
 from app.core.db import about
 from app.core.errors import JuryError, PayloadTooLargeError
-from app.http.errors import VALIDATION_ERROR
+from app.core.validation import VALIDATION_ERROR, validation_body
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +57,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=500, content=error.body())
 
 
-def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
-    """Return the 422 body for validation errors: each field and message, never the input."""
-    fields = [_field_error(error) for error in errors]
-    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return {"error": VALIDATION_ERROR, "detail": detail, "fields": fields}
-
-
 def not_utf8_body(error: UnicodeDecodeError) -> dict[str, Any]:
     """Return the 422 body for a JSON body whose bytes are not UTF-8, naming the first bad byte."""
     message = f"is not valid UTF-8 at byte {error.start}"
@@ -73,22 +65,6 @@ def not_utf8_body(error: UnicodeDecodeError) -> dict[str, Any]:
         "detail": f"body: {message}",
         "fields": [{"field": "body", "message": message}],
     }
-
-
-# Where FastAPI says a parameter came from: the field's name is what a caller needs.
-_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
-
-
-def _field_error(error: Any) -> dict[str, str]:
-    if error.get("type") == "json_invalid":
-        # FastAPI puts the character offset where the field would be: name the body instead.
-        offset = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
-        reason = (error.get("ctx") or {}).get("error", "")
-        at = f" at character {offset}" if offset is not None else ""
-        return {"field": "body", "message": f"is not valid JSON{at}: {reason}".rstrip(": ")}
-    location = [str(part) for part in error.get("loc", ()) if part not in _LOCATIONS]
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    return {"field": ".".join(location) or "body", "message": message}
 
 
 class RefuseNul:

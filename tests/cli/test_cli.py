@@ -102,6 +102,35 @@ def test_verdicts_list_shows_recorded_verdicts(runner: CliRunner) -> None:
     assert second["id"][:8] in output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["ask", "", *CONFIG], "validation_error: question: String should have at least 1"),
+        (["ask", "Ship?", *CONFIG, "--options", "a"], "validation_error: options: options must"),
+        (["ask", "Ship?", *CONFIG, "--max-rounds", "0"], "validation_error: max_rounds: Input"),
+    ],
+)
+def test_ask_with_bad_input_exits_2_naming_the_field_and_records_nothing(
+    runner: CliRunner, args: list[str], said: str
+) -> None:
+    result = runner.invoke(app, args)
+    listed = runner.invoke(app, ["verdicts", "list", *CONFIG])
+
+    assert result.exit_code == 2, result.output
+    assert said in flat(result.stderr)
+    assert "Traceback" not in result.output
+    assert "0 of 0" in flat(listed.stdout)
+
+
+def test_trust_outcome_with_bad_input_exits_2_naming_the_field(runner: CliRunner) -> None:
+    verdict = ask_json(runner)
+
+    result = runner.invoke(app, ["trust", "outcome", verdict["id"], "ok\x00", *CONFIG])
+
+    assert result.exit_code == 2, result.output
+    assert "validation_error: correct_option:" in flat(result.stderr)
+
+
 def test_verdicts_show_unknown_id_exits_with_not_found(runner: CliRunner) -> None:
     result = runner.invoke(app, ["verdicts", "show", "no-such-id", *CONFIG])
 

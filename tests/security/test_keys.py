@@ -256,4 +256,4 @@ def test_keys_create_refuses_a_bad_role_or_name(runner: CliRunner) -> None:
 
     assert bad_role.exit_code == 2
     assert bad_name.exit_code == 2
-    assert "invalid key" in bad_name.output
+    assert "validation_error: name:" in " ".join(bad_name.output.split())

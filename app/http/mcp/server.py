@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.routing import BaseRoute
 
 from app.core.errors import JuryError
+from app.core.validation import validation_body
 from app.http.mcp.schemas import (
     GetVerdictArgs,
     NoArgs,
@@ -38,7 +39,6 @@ from app.http.mcp.schemas import (
     VerdictReply,
 )
 from app.http.mcp.tools import JuryTools, Report
-from app.http.middleware import validation_body
 from app.runtime import Runtime
 from app.security.principal import Principal
 from app.trust.schemas import OutcomeOut, WeightsOut
