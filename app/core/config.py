@@ -31,8 +31,9 @@ RECORDED_MODEL = "recorded"
 NO_JUDGE = "none"
 """A panel's ``judge: none``: no judge model; the approved aggregation rule gives the verdict."""
 
+# "crash": the provider raises an untyped exception, as a bug in it or a library under it does.
 ScriptFailure = Literal[
-    "timeout", "error", "rate_limited", "auth", "invalid_output", "invalid_once"
+    "timeout", "error", "rate_limited", "auth", "invalid_output", "invalid_once", "crash"
 ]
 StructuredOutput = Literal["json_schema", "json_object_schema", "json_object", "none"]
 Transport = Literal["litellm", "openai_compatible"]

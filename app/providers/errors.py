@@ -22,6 +22,10 @@ from typing import ClassVar
 
 # A provider's error text is kept to this many characters: enough for the upstream's message.
 MAX_DETAIL_CHARS = 500
+# What a provider keeps of an error's text before the hub scrubs it and cuts it to
+# MAX_DETAIL_CHARS: cut first, a key straddling the cut would be too short to be recognised
+# and its first characters would be kept.
+RAW_DETAIL_CHARS = 4 * MAX_DETAIL_CHARS
 
 
 class FailureKind(StrEnum):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from collections.abc import Sequence
 
 import anyio
@@ -21,12 +22,26 @@ from app.core.config import JuryConfig, ModelSpec
 from app.core.metrics import READ_AHEADS
 from app.core.secrets import scrub
 from app.providers.base import Completion, CompletionRequest, Message, Provider
-from app.providers.errors import MAX_DETAIL_CHARS, ProviderError
+from app.providers.errors import (
+    MAX_DETAIL_CHARS,
+    RAW_DETAIL_CHARS,
+    ProviderError,
+    ProviderServerError,
+)
 from app.providers.openai_compat import OpenAICompatibleProvider
 from app.providers.recorded import RecordedProvider
 from app.providers.scripted import ScriptedProvider
 
 logger = logging.getLogger("jury.providers")
+
+
+def bounded_detail(detail: str) -> str:
+    """Return ``detail`` cut to ``MAX_DETAIL_CHARS``, never through a ``[REDACTED:…]`` mark."""
+    if len(detail) <= MAX_DETAIL_CHARS:
+        return detail
+    kept = detail[:MAX_DETAIL_CHARS]
+    opened = kept.rfind("[REDACTED:")
+    return kept[:opened] if opened >= 0 and "]" not in kept[opened:] else kept
 
 
 def load_litellm(models: Sequence[str]) -> Provider:
@@ -129,18 +144,36 @@ class ProviderHub:
         """Answer ``request`` with ``spec``'s model, or raise its failure with a scrubbed detail.
 
         The one place every provider's failure passes before it is recorded, returned, streamed
-        or logged: its text is scrubbed of the keys Jury sent and of anything credential-shaped.
+        or logged: its text is scrubbed of the keys Jury sent and of anything credential-shaped,
+        then cut to ``MAX_DETAIL_CHARS``.
+
+        A provider that raises anything else (litellm has code paths that raise IndexError or
+        TypeError on an odd answer) fails the call as ``provider_error``, its traceback logged:
+        one juror's odd upstream must not take the verdict, and the other jurors, with it.
         """
         try:
             return await self._complete(spec, request)
         except ProviderError as exc:
             # Not chained: the original exception's text is what must not be kept.
             raise self._scrubbed(exc, spec) from None
+        except Exception as exc:
+            failure = self._scrubbed(
+                ProviderServerError(
+                    f"{spec.name}: the provider raised {type(exc).__name__}: {exc}"[
+                        :RAW_DETAIL_CHARS
+                    ]
+                ),
+                spec,
+            )
+            # The frames, not the exception's own text, which is logged only scrubbed.
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error("%s\n%s", failure.detail, frames)
+            raise failure from None
 
     def _scrubbed(self, exc: ProviderError, spec: ModelSpec) -> ProviderError:
         envs = (spec.api_key_env, *self._key_envs) if spec.api_key_env else self._key_envs
         keys = [os.environ.get(env, "") for env in envs]
-        detail = scrub(exc.detail, keys)[:MAX_DETAIL_CHARS]
+        detail = bounded_detail(scrub(exc.detail, keys))
         return exc if detail == exc.detail else type(exc)(detail)
 
     async def _complete(self, spec: ModelSpec, request: CompletionRequest) -> Completion:

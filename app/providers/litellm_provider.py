@@ -67,7 +67,7 @@ from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
-    MAX_DETAIL_CHARS,
+    RAW_DETAIL_CHARS,
     AuthError,
     BudgetExceededError,
     ProviderError,
@@ -130,15 +130,7 @@ class LiteLLMProvider:
             raise
         except Exception as exc:
             raise _map_error(exc) from exc
-        choice = response.choices[0]
-        usage = getattr(response, "usage", None)
-        return Completion(
-            text=choice.message.content or "",
-            model=str(getattr(response, "model", None) or spec.model),
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            cost_usd=_cost(response),
-        )
+        return _completion_of(spec, response)
 
     def warm_up(self, models: Sequence[str]) -> None:
         """Run litellm's first-call set-up for ``models`` now: blocking, meant for a thread.
@@ -367,6 +359,27 @@ def _call_arguments(spec: ModelSpec, request: CompletionRequest) -> dict[str, An
     return arguments
 
 
+def _completion_of(spec: ModelSpec, response: Any) -> Completion:
+    """Read litellm's answer, or raise ``ProviderServerError`` for one that is not a completion.
+
+    litellm passes some odd answers through as objects (``choices: []`` is one): reading them
+    must fail this call, typed, not the verdict.
+    """
+    try:
+        message = response.choices[0].message
+        usage = getattr(response, "usage", None)
+        return Completion(
+            text=message.content or "",
+            model=str(getattr(response, "model", None) or spec.model),
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost_usd=_cost(response),
+        )
+    except (IndexError, AttributeError, TypeError, ValueError) as exc:
+        detail = f"{spec.name}: not a chat completion ({type(exc).__name__}): {response!r}"
+        raise ProviderServerError(detail[:RAW_DETAIL_CHARS]) from exc
+
+
 def _cost(response: Any) -> float:
     # litellm has already priced the response (None: it could not). Pricing it a second time
     # cost a tenth of the call's CPU in `jury bench`'s profile, raising for unpriced models.
@@ -380,9 +393,18 @@ def _cost(response: Any) -> float:
         return 0.0
 
 
+def _without_traceback(text: str) -> str:
+    """Return ``text`` before the Python traceback litellm writes into some messages.
+
+    ("Invalid response object Traceback (most recent call last): File …/litellm/…"): the
+    server's file paths and litellm's internals say nothing about the upstream's fault.
+    """
+    return text.split("Traceback (most recent call last)", 1)[0].rstrip()
+
+
 def _map_error(exc: Exception) -> ProviderError:
     """Translate a litellm/OpenAI exception into Jury's typed failure."""
-    detail = f"{type(exc).__name__}: {exc}"[:MAX_DETAIL_CHARS]
+    detail = _without_traceback(f"{type(exc).__name__}: {exc}")[:RAW_DETAIL_CHARS]
     if isinstance(exc, llm_errors.BudgetExceededError):
         return BudgetExceededError(detail)
     if isinstance(exc, llm_errors.Timeout | TimeoutError):

@@ -34,7 +34,7 @@ from app.core.config import ModelSpec
 from app.providers.base import Completion, CompletionRequest, Message, TokenLogprobs
 from app.providers.chat import chat_messages, response_format
 from app.providers.errors import (
-    MAX_DETAIL_CHARS,
+    RAW_DETAIL_CHARS,
     ProviderError,
     ProviderRequestError,
     ProviderServerError,
@@ -97,7 +97,7 @@ class OpenAICompatibleProvider:
             raise ProviderTimeoutError(f"{spec.name}: no answer in {spec.timeout_s:g}s") from exc
         except aiohttp.ClientError as exc:
             raise ProviderServerError(
-                f"{spec.name}: {type(exc).__name__}: {exc}"[:MAX_DETAIL_CHARS]
+                f"{spec.name}: {type(exc).__name__}: {exc}"[:RAW_DETAIL_CHARS]
             ) from exc
         if status >= 300:
             raise status_error(status, content.decode(errors="replace"))
@@ -151,7 +151,8 @@ def parse_completion(spec: ModelSpec, content: bytes) -> Completion:
             tokens=_token_logprobs(data["choices"][0].get("logprobs")),
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        detail = f"{spec.name}: not a chat completion ({type(exc).__name__}): {content[:200]!r}"
+        quoted = content[:RAW_DETAIL_CHARS]
+        detail = f"{spec.name}: not a chat completion ({type(exc).__name__}): {quoted!r}"
         raise ProviderServerError(detail) from exc
 
 
@@ -172,4 +173,4 @@ def _token_logprobs(logprobs: Any) -> tuple[TokenLogprobs, ...] | None:
 
 def status_error(status: int, text: str) -> ProviderError:
     """Map an HTTP error status onto Jury's typed failure, as the litellm path does."""
-    return status_failure(status, f"HTTP {status}: {text}"[:MAX_DETAIL_CHARS])
+    return status_failure(status, f"HTTP {status}: {text}"[:RAW_DETAIL_CHARS])

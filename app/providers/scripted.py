@@ -52,6 +52,8 @@ def _raise_scripted_failure(step: ScriptStep) -> None:
         raise ProviderRateLimitedError("scripted rate limit")
     if step.failure == "auth":
         raise AuthError("scripted authentication failure")
+    if step.failure == "crash":
+        raise IndexError("scripted crash: list index out of range")
 
 
 def default_disagreement(request: CompletionRequest) -> str:

@@ -71,3 +71,36 @@ async def test_upstream_statuses_map_onto_typed_failures(
             await provider.complete(spec, juror_request())
     assert type(caught.value) is expected
     assert f"refused {status}" in caught.value.detail
+
+
+async def _odd_answer(request: web.Request) -> web.Response:
+    """Answer 200 with what the model name asks for: a body that is not a chat completion."""
+    body = await request.json()
+    shapes: dict[str, object] = {
+        "no-choices": {"id": "x", "object": "chat.completion", "choices": []},
+        "null-choice": {"id": "x", "object": "chat.completion", "choices": [None]},
+        "number-content": {
+            "id": "x",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": 42}}],
+        },
+    }
+    return web.json_response(shapes[str(body["model"]).removeprefix("openai/")])
+
+
+@pytest.mark.parametrize(
+    "model", ["openai/no-choices", "openai/null-choice", "openai/number-content"]
+)
+async def test_a_200_that_is_not_a_chat_completion_is_a_server_error_without_a_traceback(
+    model: str,
+) -> None:
+    provider = LiteLLMProvider()
+    async with closing_litellm_clients(chat_upstream(_odd_answer)) as base:
+        spec = ModelSpec(name="odd", model=model, family="fake", api_base=base)
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(spec, juror_request())
+
+    assert type(caught.value) is ProviderServerError
+    assert "500 Internal Server Error" not in caught.value.detail  # the upstream answered 200
+    assert "Traceback" not in caught.value.detail
+    assert "site-packages" not in caught.value.detail

@@ -16,6 +16,7 @@ from app.core.config import ModelSpec
 from app.providers.base import CompletionRequest, Message
 from app.providers.chat import response_format as _response_format
 from app.providers.errors import (
+    RAW_DETAIL_CHARS,
     AuthError,
     FailureKind,
     ProviderError,
@@ -134,10 +135,22 @@ def test_mapped_failures_record_their_kind(error: type[ProviderError], kind: Fai
     assert error.kind == kind
 
 
-def test_mapped_detail_is_bounded() -> None:
+def test_mapped_detail_is_bounded_for_the_hub_to_scrub_and_cut() -> None:
     mapped = _map_error(RuntimeError("x" * 5_000))
 
-    assert len(mapped.detail) == 500
+    assert len(mapped.detail) == RAW_DETAIL_CHARS
+
+
+def test_mapped_detail_leaves_out_the_traceback_litellm_writes_into_a_message() -> None:
+    message = (
+        "OpenAIException - Invalid response object Traceback (most recent call last):\n"
+        '  File "/srv/.venv/lib/python3.11/site-packages/litellm/x.py", line 691, in f\n'
+        "TypeError: 'NoneType' object is not subscriptable"
+    )
+
+    mapped = _map_error(RuntimeError(message))
+
+    assert mapped.detail == "RuntimeError: OpenAIException - Invalid response object"
 
 
 # --- structured output ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from app.core.config import ModelSpec
 from app.deliberation.answers import JUROR_SCHEMA_NAME, parse_juror_answer
 from app.providers.errors import (
+    RAW_DETAIL_CHARS,
     AuthError,
     FailureKind,
     ProviderError,
@@ -94,11 +95,12 @@ def test_a_frequency_penalty_is_sent_only_by_the_direct_transport() -> None:
 def test_http_errors_map_onto_the_typed_failures(
     status: int, expected: type[ProviderError]
 ) -> None:
-    error = status_error(status, "x" * 2_000)
+    error = status_error(status, "x" * 5_000)
 
     assert type(error) is expected
     assert error.detail.startswith(f"HTTP {status}")
-    assert len(error.detail) == 500
+    # Bounded here, cut to MAX_DETAIL_CHARS by the hub once scrubbed.
+    assert len(error.detail) == RAW_DETAIL_CHARS
 
 
 def test_a_body_that_is_not_a_chat_completion_is_a_server_error() -> None:

@@ -18,11 +18,14 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
-from app.core.config import JuryConfig
+from app.core.config import JuryConfig, ModelSpec
 from app.core.db import create_engine
 from app.core.secrets import scrub
+from app.providers.errors import MAX_DETAIL_CHARS, ProviderError
+from app.providers.hub import ProviderHub, bounded_detail
 from eval.chat_upstreams import chat_upstream
-from tests.builders import app_client, make_settings, scripted_config, step
+from tests.builders import app_client, juror_request, make_settings, scripted_config, step
+from tests.providers.litellm_upstreams import closing_litellm_clients
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +179,58 @@ def test_scrub_leaves_plain_error_text_alone(detail: str) -> None:
 
 def test_a_short_configured_key_is_not_scrubbed_out_of_every_word() -> None:
     assert scrub("the request failed", ["e"]) == "the request failed"
+
+
+# A key Jury did not send, so only its shape (``sk-`` and 16 or more characters) finds it.
+CUT_KEY = "sk-CanaryCutKey44444444444444444444"
+
+
+async def _long_refusal(request: web.Request) -> web.Response:
+    """Refuse with the key after as many characters as the model name says (``pad-447``)."""
+    body = await request.json()
+    padding = int(str(body["model"]).rsplit("-", 1)[-1])
+    message = f"{'x' * padding} see {CUT_KEY} for details"
+    return web.json_response({"error": {"message": message, "type": "invalid"}}, status=401)
+
+
+@pytest.mark.parametrize("transport", ["litellm", "openai_compatible"])
+async def test_a_key_where_the_length_bound_falls_is_redacted_not_cut(transport: str) -> None:
+    # Paddings that put the 500-character bound before, inside and after the key, whatever
+    # each transport writes in front of the upstream's message.
+    paddings = range(300, 520, 6)
+    hub = ProviderHub(scripted_config(jurors={"alpha": [step("approve")]}, quorum=1))
+    details: list[str] = []
+    async with closing_litellm_clients(chat_upstream(_long_refusal)) as api_base:
+        for padding in paddings:
+            spec = ModelSpec(
+                name="refusing",
+                model=f"openai/pad-{padding}",
+                family="fake",
+                api_base=api_base,
+                transport=transport,  # type: ignore[arg-type]
+            )
+            with pytest.raises(ProviderError) as caught:
+                await hub.complete(spec, juror_request())
+            details.append(caught.value.detail)
+    await hub.aclose()
+
+    assert all(len(detail) <= MAX_DETAIL_CHARS for detail in details)
+    assert [detail for detail in details if CUT_KEY[:8] in detail] == []
+    assert any("[REDACTED:" in detail for detail in details)
+    # No detail ends in a placeholder cut in two.
+    assert [detail for detail in details if "[REDACTED:" in detail.rsplit("]", 1)[-1]] == []
+
+
+@pytest.mark.parametrize(
+    ("detail", "expected"),
+    [
+        ("short", "short"),
+        ("a" * 600, "a" * MAX_DETAIL_CHARS),
+        ("a" * 490 + "[REDACTED:api_key] more", "a" * 490),
+        ("a" * 480 + "[REDACTED:api_key]" + "b" * 50, "a" * 480 + "[REDACTED:api_key]" + "b" * 2),
+    ],
+)
+def test_a_detail_is_cut_to_its_bound_never_through_a_placeholder(
+    detail: str, expected: str
+) -> None:
+    assert bounded_detail(detail) == expected

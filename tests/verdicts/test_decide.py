@@ -304,6 +304,31 @@ async def test_provider_failures_are_typed(
     assert next(c for c in calls if c.juror == "charlie").failure_kind == kind.value
 
 
+async def test_a_provider_that_crashes_fails_its_juror_not_the_verdict(
+    sqlite_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = scripted_config(
+        jurors={
+            "alpha": [step("approve")],
+            "bravo": [step("approve")],
+            "charlie": [step("approve", failure="crash")],
+        }
+    )
+    async with open_bench(sqlite_database, config) as bench:
+        verdict = await decide(bench)
+        calls = await bench.calls(verdict.id)
+
+    failed = position(verdict, 1, "charlie")
+    assert verdict.verdict == "approve"
+    assert verdict.degraded is True
+    assert failed.failure is not None
+    assert failed.failure.kind == FailureKind.PROVIDER_ERROR
+    assert "the provider raised IndexError" in failed.failure.detail
+    assert next(c for c in calls if c.juror == "charlie").failure_kind == "provider_error"
+    # The traceback's frames are logged for whoever must fix the provider.
+    assert "scripted.py" in caplog.text
+
+
 async def test_failed_juror_sits_out_later_rounds(sqlite_database: str) -> None:
     config = scripted_config(
         jurors={
