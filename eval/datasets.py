@@ -11,11 +11,20 @@ import json
 import string
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.core.errors import InvalidRequestError
+from app.core.validation import field_errors
 from app.deliberation.schemas import VerdictRequest
 from eval.records import Order
 
@@ -40,73 +49,150 @@ class EvalItem(BaseModel):
     request: VerdictRequest
 
 
+# A record's own fields; the rest (``source``, ``meta``) is the dataset's, never the panel's.
+RecordId = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class QuestionRecord(BaseModel):
+    """A judgement or multiple-choice record: options shown as (A), (B), …; ``answer`` a letter."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: RecordId
+    question: Text
+    context: str | None = None
+    options: Annotated[list[Text], Field(min_length=2, max_length=len(string.ascii_uppercase))]
+    answer: str
+    category: str | None = None
+
+    @property
+    def letters(self) -> list[str]:
+        """Return the options' letters, A first."""
+        return list(string.ascii_uppercase[: len(self.options)])
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_is_a_letter_of_the_options(cls, answer: str, info: ValidationInfo) -> str:
+        options = info.data.get("options")
+        if options is None:  # refused already: its own error says why
+            return answer
+        letters = string.ascii_uppercase[: len(options)]
+        if answer.strip().upper() not in letters:
+            raise ValueError(f"{answer!r} is not the letter of an option ({', '.join(letters)})")
+        return answer.strip().upper()
+
+
+class PairwiseRecord(BaseModel):
+    """A pairwise record: which of two responses follows the instruction; ``answer`` a or b."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: RecordId
+    instruction: Text
+    response_a: str
+    response_b: str
+    answer: Annotated[Literal["a", "b"], BeforeValidator(lambda v: str(v).strip().lower())]
+    category: str | None = None
+
+
 def load_items(path: Path) -> Iterator[EvalItem]:
-    """Yield the evaluation items of a JSONL dataset, in file order."""
+    """Yield the evaluation items of a JSONL dataset, in file order.
+
+    A line that is not a record of either schema, or whose ``id`` an earlier line has (results
+    are resumed by it), is an ``InvalidRequestError`` naming the file, the line and the field.
+    """
+    first_line_of: dict[str, int] = {}
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-                yield from _items(record)
-            except (json.JSONDecodeError, KeyError, ValidationError, ValueError) as exc:
+            where = f"{path}:{number}"
+            record = _record(line, where)
+            earlier = first_line_of.setdefault(record.id, number)
+            if earlier != number:
                 raise InvalidRequestError(
-                    f"{path}:{number}: not a dataset record: {exc}", field="dataset"
-                ) from exc
+                    f"{where}: id {record.id!r} is already the id of line {earlier}",
+                    field="dataset",
+                )
+            try:
+                yield from _items(record)
+            except ValidationError as exc:  # a record the verdict request refuses
+                raise _not_a_record(where, exc) from exc
 
 
-def _items(record: dict[str, Any]) -> Iterator[EvalItem]:
-    if "instruction" in record:
+def _record(line: str, where: str) -> QuestionRecord | PairwiseRecord:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"{where}: not JSON: {exc}", field="dataset") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"{where}: a record must be a JSON object", field="dataset")
+    schema = PairwiseRecord if "instruction" in data else QuestionRecord
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise _not_a_record(where, exc) from exc
+
+
+def _not_a_record(where: str, exc: ValidationError) -> InvalidRequestError:
+    fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc.errors()))
+    return InvalidRequestError(f"{where}: not a dataset record: {fields}", field="dataset")
+
+
+def _items(record: QuestionRecord | PairwiseRecord) -> Iterator[EvalItem]:
+    if isinstance(record, PairwiseRecord):
         yield _pairwise(record, "ab")
         yield _pairwise(record, "ba")
     else:
         yield _question(record)
 
 
-def _question(record: dict[str, Any]) -> EvalItem:
-    texts: list[str] = record["options"]
-    letters = list(string.ascii_uppercase[: len(texts)])
-    choices = "\n".join(f"({letter}) {text}" for letter, text in zip(letters, texts, strict=True))
-    question = f"{record['question']}\n\nChoices:\n{choices}\n\nAnswer with the letter."
-    category = str(record.get("category") or "default")
+def _question(record: QuestionRecord) -> EvalItem:
+    letters = record.letters
+    choices = "\n".join(
+        f"({letter}) {text}" for letter, text in zip(letters, record.options, strict=True)
+    )
+    question = f"{record.question}\n\nChoices:\n{choices}\n\nAnswer with the letter."
+    category = record.category or "default"
     return EvalItem(
-        key=record["id"],
-        item_id=record["id"],
+        key=record.id,
+        item_id=record.id,
         category=category,
-        gold=record["answer"],
+        gold=record.answer,
         options=letters,
         request=VerdictRequest(
             question=question,
-            context=record.get("context"),
+            context=record.context,
             options=letters,
             category=category,
-            metadata={"eval_item": record["id"], "item_id": record["id"]},
+            metadata={"eval_item": record.id, "item_id": record.id},
         ),
     )
 
 
-def _pairwise(record: dict[str, Any], order: Order) -> EvalItem:
-    first, second = ("response_a", "response_b") if order == "ab" else ("response_b", "response_a")
-    context = (
-        f"INSTRUCTION:\n{record['instruction']}\n\n"
-        f"RESPONSE A:\n{record[first]}\n\nRESPONSE B:\n{record[second]}"
+def _pairwise(record: PairwiseRecord, order: Order) -> EvalItem:
+    first, second = (
+        (record.response_a, record.response_b)
+        if order == "ab"
+        else (record.response_b, record.response_a)
     )
-    original = str(record["answer"]).lower()
-    gold = original.upper() if order == "ab" else ("B" if original == "a" else "A")
-    category = str(record.get("category") or "default")
+    context = f"INSTRUCTION:\n{record.instruction}\n\nRESPONSE A:\n{first}\n\nRESPONSE B:\n{second}"
+    gold = record.answer.upper() if order == "ab" else ("B" if record.answer == "a" else "A")
+    category = record.category or "default"
     return EvalItem(
-        key=f"{record['id']}:{order}",
-        item_id=record["id"],
+        key=f"{record.id}:{order}",
+        item_id=record.id,
         category=category,
         gold=gold,
         options=["A", "B"],
         order=order,
-        pair_id=record["id"],
+        pair_id=record.id,
         request=VerdictRequest(
             question=PAIRWISE_QUESTION,
             context=context,
             options=["A", "B"],
             category=category,
-            metadata={"eval_item": record["id"], "item_id": record["id"], "order": order},
+            metadata={"eval_item": record.id, "item_id": record.id, "order": order},
         ),
     )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.core.config import JuryConfig
+from app.core.errors import InvalidRequestError
 from eval.datasets import load_items
 from eval.harness import RESULTS_FILE, RunPlan, load_results, run_eval, select_items
 from tests.builders import RecordingHub, open_bench, scripted_config, step
@@ -73,6 +74,50 @@ def test_pairwise_records_are_judged_in_both_orders(tmp_path: Path) -> None:
     assert ab.request.context.index("Hello!") < ab.request.context.index("Goodbye.")
     assert ba.request.context.index("Goodbye.") < ba.request.context.index("Hello!")
     assert ab.pair_id == ba.pair_id == "pair-1"
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (dict(QUESTIONS[0], answer="C"), "answer: 'C' is not the letter of an option (A, B)"),
+        ({k: v for k, v in QUESTIONS[0].items() if k != "question"}, "question: Field required"),
+        ({k: v for k, v in QUESTIONS[0].items() if k != "id"}, "id: Field required"),
+        (dict(QUESTIONS[0], id=5), "id: Input should be a valid string"),
+        (dict(QUESTIONS[0], options=["only"]), "options: List should have at least 2 items"),
+        (dict(QUESTIONS[0], options=list("abcdefghijk")), "options: options must hold 2 to 10"),
+        (dict(PAIR, answer="c"), "answer: Input should be 'a' or 'b'"),
+        ([1, 2], "a record must be a JSON object"),
+    ],
+)
+def test_a_bad_record_is_refused_naming_its_line_and_field(
+    tmp_path: Path, line: Any, said: str
+) -> None:
+    dataset = write_jsonl(tmp_path / "d.jsonl", [QUESTIONS[1], line])
+
+    with pytest.raises(InvalidRequestError) as refused:
+        list(load_items(dataset))
+
+    assert refused.value.detail.startswith(f"{dataset}:2: ")
+    assert said in refused.value.detail
+    assert refused.value.body()["field"] == "dataset"
+
+
+def test_a_record_whose_id_an_earlier_line_has_is_refused(tmp_path: Path) -> None:
+    dataset = write_jsonl(tmp_path / "d.jsonl", [QUESTIONS[0], QUESTIONS[1], QUESTIONS[0]])
+
+    with pytest.raises(
+        InvalidRequestError, match=r"d.jsonl:3: id 'q-1' is already the id of line 1"
+    ):
+        list(load_items(dataset))
+
+
+def test_answers_are_read_in_either_case(tmp_path: Path) -> None:
+    lower = dict(QUESTIONS[0], answer="b")
+    upper_pair = dict(PAIR, answer="B")
+    [question, ab, ba] = load_items(write_jsonl(tmp_path / "d.jsonl", [lower, upper_pair]))
+
+    assert question.gold == "B"
+    assert (ab.gold, ba.gold) == ("B", "A")
 
 
 def test_limit_counts_records_and_keeps_pairs_together(tmp_path: Path) -> None:
