@@ -148,7 +148,7 @@ class ProviderHub:
         then cut to ``MAX_DETAIL_CHARS``.
 
         A provider that raises anything else (litellm has code paths that raise IndexError or
-        TypeError on an odd answer) fails the call as ``provider_error``, its traceback logged:
+        TypeError on an odd answer) fails the call as ``provider_error``, its frames logged:
         one juror's odd upstream must not take the verdict, and the other jurors, with it.
         """
         try:
@@ -157,14 +157,8 @@ class ProviderHub:
             # Not chained: the original exception's text is what must not be kept.
             raise self._scrubbed(exc, spec) from None
         except Exception as exc:
-            failure = self._scrubbed(
-                ProviderServerError(
-                    f"{spec.name}: the provider raised {type(exc).__name__}: {exc}"[
-                        :RAW_DETAIL_CHARS
-                    ]
-                ),
-                spec,
-            )
+            raised = f"{spec.name}: the provider raised {type(exc).__name__}: {exc}"
+            failure = self._scrubbed(ProviderServerError(raised[:RAW_DETAIL_CHARS]), spec)
             # The frames, not the exception's own text, which is logged only scrubbed.
             frames = "".join(traceback.format_tb(exc.__traceback__))
             logger.error("%s\n%s", failure.detail, frames)
