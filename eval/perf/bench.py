@@ -86,6 +86,9 @@ class BenchOptions:
     # step (1.00) or a step apart (2.00) whatever the servers do, so this phase always refines,
     # --quick too, to within RATE_QUANTUM of a 40 v/s gap.
     worker_refinements: int = 3
+    # A step's p99 over 4 s at 40 v/s is its second-worst verdict: one stall fails the step,
+    # and the ratio of two ceilings doubles the noise. --quick keeps 8 s here.
+    worker_step_s: float = 10.0
 
     @classmethod
     def quick_run(cls, out: Path, **overrides: Any) -> BenchOptions:
@@ -101,6 +104,7 @@ class BenchOptions:
             "compare_transports": False,
             "low_rate": 0.0,
             "worker_rates": (25, 50, 75, 100, 150, 200),
+            "worker_step_s": 8.0,
             **overrides,
         }
         return cls(out=out, **values)
@@ -285,10 +289,18 @@ async def _worker_sweep(context: Context) -> None:
     async with client_for(context.jury_url) as client:
         send = verdict_sender(client, "/verdict")
         await _set_latency(context, options.latency_ms, "fixed")
-        await open_loop(send, rate=10, duration_s=2 if options.quick else 4, drain_s=30)
+        # At the first step's rate: its connections and the workers' first verdicts each (with
+        # two workers, the kernel hands each its share only under load) are opened here, not
+        # in the first measured step.
+        first_rate = min(options.worker_rates)
+        await open_loop(send, rate=first_rate, duration_s=2 if options.quick else 4, drain_s=30)
         await _settle(context.server.pid)
         steps = await _sweep(
-            context, send, options.worker_rates, refinements=options.worker_refinements
+            context,
+            send,
+            options.worker_rates,
+            refinements=options.worker_refinements,
+            step_s=options.worker_step_s,
         )
         context.results["steps"] = steps
         context.results["ceiling_vps"] = max((s["rate"] for s in steps if s["pass"]), default=None)
@@ -320,7 +332,12 @@ def _step_at(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
 
 
 async def _sweep(
-    context: Context, send: Any, rates: tuple[float, ...] | None = None, *, refinements: int
+    context: Context,
+    send: Any,
+    rates: tuple[float, ...] | None = None,
+    *,
+    refinements: int,
+    step_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run the rate steps up to two failures in a row, step down while none has passed, then
     refine between a pass and a fail up to ``refinements`` times."""
@@ -331,17 +348,17 @@ async def _sweep(
         # The headline rate is always measured; above it, two failures in a row end the climb.
         if failures_in_a_row >= 2 and rate > options.baseline_rate:
             break
-        report = await _measured_step(context, send, rate)
+        report = await _measured_step(context, send, rate, step_s)
         steps.append(report)
         failures_in_a_row = 0 if report["pass"] else failures_in_a_row + 1
     # A slower machine than the rates were chosen for: step down until a rate passes, so the
     # run still has a ceiling (and two runs a ratio of ceilings) instead of none.
     while (lower := rate_below(steps)) is not None:
-        steps.append(await _measured_step(context, send, lower))
+        steps.append(await _measured_step(context, send, lower, step_s))
     for _ in range(refinements):
         if (between := rate_between(steps)) is None:
             break
-        steps.append(await _measured_step(context, send, between))
+        steps.append(await _measured_step(context, send, between, step_s))
     return sorted(steps, key=lambda s: s["rate"])
 
 
@@ -372,15 +389,18 @@ def rate_below(steps: list[dict[str, Any]]) -> float | None:
     return rate if rate < lowest else None
 
 
-async def _measured_step(context: Context, send: Any, rate: float) -> dict[str, Any]:
-    """Drive one rate and return its report; wait for the server to go idle afterwards."""
+async def _measured_step(
+    context: Context, send: Any, rate: float, step_s: float | None = None
+) -> dict[str, Any]:
+    """Drive one rate for ``step_s`` (default the options') and return its report; wait for the
+    server to go idle afterwards."""
     pid = context.server.pid
     others = (os.getpid(), context.upstream_pid)
     cpu_before = procs.tree_cpu_seconds(pid)
     others_before = [procs.cpu_seconds(p) for p in others]
     options = context.options
     step: Step = await open_loop(
-        send, rate=rate, duration_s=options.step_s, drain_s=options.drain_s
+        send, rate=rate, duration_s=step_s or options.step_s, drain_s=options.drain_s
     )
     cpu = procs.tree_cpu_seconds(pid) - cpu_before
     client_cpu, upstream_cpu = (

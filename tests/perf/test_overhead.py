@@ -137,3 +137,4 @@ def test_the_workers_phase_refines_its_ceilings_in_a_quick_run_too(tmp_path: Pat
     quick = BenchOptions.quick_run(tmp_path)
     assert quick.refinements == 0
     assert quick.worker_refinements == 3
+    assert quick.worker_step_s > quick.step_s  # a p99 over more than a handful of stalls
