@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from app.core.errors import InvalidRequestError
-from app.core.validation import field_errors
+from app.core.validation import validation_body
 from app.deliberation.schemas import VerdictRequest
 from eval.records import Order
 
@@ -136,7 +136,7 @@ def _record(line: str, where: str) -> QuestionRecord | PairwiseRecord:
 
 
 def _not_a_record(where: str, exc: ValidationError) -> InvalidRequestError:
-    fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc.errors()))
+    fields = validation_body(exc.errors())["detail"]
     return InvalidRequestError(f"{where}: not a dataset record: {fields}", field="dataset")
 
 

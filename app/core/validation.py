@@ -22,6 +22,15 @@ def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
     return {"error": VALIDATION_ERROR, "detail": detail, "fields": fields}
 
 
+def field_body(field: str, message: str) -> dict[str, Any]:
+    """Return the 422 body for one field found wrong outside pydantic (a NUL in a header)."""
+    return {
+        "error": VALIDATION_ERROR,
+        "detail": f"{field}: {message}",
+        "fields": [{"field": field, "message": message}],
+    }
+
+
 def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     """Return pydantic's (or FastAPI's) errors as ``{"field", "message"}`` pairs."""
     return [_field_error(error) for error in errors]

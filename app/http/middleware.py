@@ -19,7 +19,7 @@ from app.core import metrics
 from app.core.bounds import NUL_PROBLEM
 from app.core.db import about
 from app.core.errors import JuryError, PayloadTooLargeError
-from app.core.validation import VALIDATION_ERROR, validation_body
+from app.core.validation import field_body, validation_body
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def not_utf8_body(error: UnicodeDecodeError) -> dict[str, Any]:
     """Return the 422 body for a JSON body whose bytes are not UTF-8, naming the first bad byte."""
-    message = f"is not valid UTF-8 at byte {error.start}"
-    return {
-        "error": VALIDATION_ERROR,
-        "detail": f"body: {message}",
-        "fields": [{"field": "body", "message": message}],
-    }
+    return field_body("body", f"is not valid UTF-8 at byte {error.start}")
 
 
 class RefuseNul:
@@ -84,12 +79,9 @@ class RefuseNul:
         if field is None:
             await self.app(scope, receive, send)
             return
-        body = {
-            "error": VALIDATION_ERROR,
-            "detail": f"{field}: {NUL_PROBLEM}",
-            "fields": [{"field": field, "message": NUL_PROBLEM}],
-        }
-        await JSONResponse(status_code=422, content=body)(scope, receive, send)
+        await JSONResponse(status_code=422, content=field_body(field, NUL_PROBLEM))(
+            scope, receive, send
+        )
 
 
 def _nul_field(scope: Scope) -> str | None:
