@@ -69,7 +69,7 @@ class QuestionRecord(BaseModel):
     @property
     def letters(self) -> list[str]:
         """Return the options' letters, A first."""
-        return list(string.ascii_uppercase[: len(self.options)])
+        return _letters(len(self.options))
 
     @field_validator("answer")
     @classmethod
@@ -77,10 +77,14 @@ class QuestionRecord(BaseModel):
         options = info.data.get("options")
         if options is None:  # refused already: its own error says why
             return answer
-        letters = string.ascii_uppercase[: len(options)]
+        letters = _letters(len(options))
         if answer.strip().upper() not in letters:
             raise ValueError(f"{answer!r} is not the letter of an option ({', '.join(letters)})")
         return answer.strip().upper()
+
+
+def _letters(count: int) -> list[str]:
+    return list(string.ascii_uppercase[:count])
 
 
 class PairwiseRecord(BaseModel):

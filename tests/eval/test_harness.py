@@ -80,6 +80,8 @@ def test_pairwise_records_are_judged_in_both_orders(tmp_path: Path) -> None:
     ("line", "said"),
     [
         (dict(QUESTIONS[0], answer="C"), "answer: 'C' is not the letter of an option (A, B)"),
+        (dict(QUESTIONS[0], answer="AB"), "answer: 'AB' is not the letter of an option (A, B)"),
+        (dict(QUESTIONS[0], answer=""), "answer: '' is not the letter of an option (A, B)"),
         ({k: v for k, v in QUESTIONS[0].items() if k != "question"}, "question: Field required"),
         ({k: v for k, v in QUESTIONS[0].items() if k != "id"}, "id: Field required"),
         (dict(QUESTIONS[0], id=5), "id: Input should be a valid string"),
