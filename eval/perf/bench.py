@@ -268,9 +268,7 @@ async def _drive(context: Context) -> None:
     options = context.options
     async with client_for(context.jury_url) as client:
         send = verdict_sender(client, "/verdict")
-        await _set_latency(context, options.latency_ms, "fixed")
-        await open_loop(send, rate=10, duration_s=2 if options.quick else 4, drain_s=30)
-        await _settle(context.server.pid)
+        await _warm_up(context, send, rate=10)
         steps = await _sweep(context, send, refinements=options.refinements)
         passing = [s for s in steps if s["pass"]]
         ceiling = max((s["rate"] for s in passing), default=None)
@@ -288,13 +286,10 @@ async def _worker_sweep(context: Context) -> None:
     options = context.options
     async with client_for(context.jury_url) as client:
         send = verdict_sender(client, "/verdict")
-        await _set_latency(context, options.latency_ms, "fixed")
         # At the first step's rate: its connections and the workers' first verdicts each (with
         # two workers, the kernel hands each its share only under load) are opened here, not
         # in the first measured step.
-        first_rate = min(options.worker_rates)
-        await open_loop(send, rate=first_rate, duration_s=2 if options.quick else 4, drain_s=30)
-        await _settle(context.server.pid)
+        await _warm_up(context, send, rate=min(options.worker_rates))
         steps = await _sweep(
             context,
             send,
@@ -321,10 +316,16 @@ async def _one_step(context: Context) -> None:
     rate = context.options.baseline_rate
     async with client_for(context.jury_url) as client:
         send = verdict_sender(client, "/verdict")
-        await _set_latency(context, context.options.latency_ms, "fixed")
-        await open_loop(send, rate=10, duration_s=2 if context.options.quick else 4, drain_s=30)
-        await _settle(context.server.pid)
+        await _warm_up(context, send, rate=10)
         context.results["steps"] = [await _measured_step(context, send, rate)]
+
+
+async def _warm_up(context: Context, send: Any, *, rate: float) -> None:
+    """Set the fixed upstream latency, send ``rate`` v/s for a moment, wait for the server to
+    go idle: what every measured phase does first."""
+    await _set_latency(context, context.options.latency_ms, "fixed")
+    await open_loop(send, rate=rate, duration_s=2 if context.options.quick else 4, drain_s=30)
+    await _settle(context.server.pid)
 
 
 def _step_at(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
